@@ -1,0 +1,207 @@
+"""The store: open a database, write run records idempotently, push the spool.
+
+``Store`` is the library API the CLI, the run path's background writer, the dashboard and the
+reports share. Reads live in :mod:`ecotrain.store.queries`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from ecotrain.store import spool as spool_mod
+from ecotrain.store.engine import make_engine, mask_url, resolve_url
+from ecotrain.store.migrations import upgrade
+from ecotrain.store.records import DATETIME_FIELDS, parse_datetime, utcnow
+from ecotrain.store.schema import checkpoint_paths, checkpoints, run_checkpoints, runs, samples
+
+RUN_COLUMNS = frozenset(c.name for c in runs.columns)
+CHECKPOINT_COLUMNS = frozenset(c.name for c in checkpoints.columns)
+
+
+def _upsert(conn: Connection, table, row: dict, keys: Iterable[str], update_cols=None) -> None:
+    """Insert ``row`` or update it where its key exists, on SQLite and PostgreSQL alike."""
+    keys = list(keys)
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table).values(**row)
+    cols = [c for c in (update_cols or row) if c not in keys and c in row]
+    if cols:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: stmt.excluded[c] for c in cols}
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    conn.execute(stmt)
+
+
+def _clean(row: dict, allowed: frozenset[str]) -> dict:
+    return {
+        k: (parse_datetime(v) if k in DATETIME_FIELDS else v)
+        for k, v in row.items()
+        if k in allowed
+    }
+
+
+class Store:
+    """A database holding ecotrain runs (SQLite file or PostgreSQL URL)."""
+
+    def __init__(self, url: str | os.PathLike | None = None, *, readonly: bool = False,
+                 timeout_s: float = 30.0, migrate: bool = True) -> None:
+        self.url = resolve_url(url)
+        self.readonly = readonly
+        self.engine: Engine = make_engine(self.url, readonly=readonly, timeout_s=timeout_s)
+        if migrate and not readonly:
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        # Several runs starting at once may all try to create the schema; the losers retry
+        # and find it there.
+        for attempt in range(5):
+            try:
+                upgrade(self.engine)
+                return
+            except (OperationalError, DBAPIError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked."""
+        return mask_url(self.url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def write_record(self, record: dict) -> None:
+        """Write a run record (run row, timeline, checkpoints), idempotent by run id."""
+        run = _clean(record["run"], RUN_COLUMNS)
+        run_id = run["run_id"]
+        with self.engine.begin() as conn:
+            _upsert(conn, runs, run, ["run_id"])
+            if record.get("samples") is not None:
+                conn.execute(delete(samples).where(samples.c.run_id == run_id))
+                rows = [
+                    {"run_id": run_id, "t_s": s[0], "gpu_w": s[1], "cpu_w": s[2], "ram_w": s[3]}
+                    for s in record["samples"]
+                ]
+                if rows:
+                    conn.execute(samples.insert(), rows)
+            for ckpt in record.get("checkpoints") or []:
+                row = _clean(ckpt, CHECKPOINT_COLUMNS)
+                # A stated footprint is only overwritten by another stated footprint.
+                _upsert(conn, checkpoints, row, ["checkpoint_id"])
+            if record.get("links") is not None:
+                conn.execute(delete(run_checkpoints).where(run_checkpoints.c.run_id == run_id))
+                for link in record["links"]:
+                    conn.execute(run_checkpoints.insert().values(run_id=run_id, **link))
+            for p in record.get("paths") or []:
+                exists = conn.execute(
+                    select(checkpoint_paths.c.checkpoint_id).where(
+                        and_(
+                            checkpoint_paths.c.checkpoint_id == p["checkpoint_id"],
+                            checkpoint_paths.c.host == p["host"],
+                            checkpoint_paths.c.path == p["path"],
+                        )
+                    )
+                ).first()
+                if not exists:
+                    conn.execute(checkpoint_paths.insert().values(**_clean(p, frozenset(p))))
+
+    def sync_spool(self, directory: Path | None = None) -> tuple[int, list[str]]:
+        """Push spooled records meant for this database; returns (pushed, errors)."""
+        pushed, errors = 0, []
+        for path in spool_mod.pending(directory):
+            record = spool_mod.load(path)
+            if record is None:
+                continue
+            target = record.get("target")
+            if target is not None and target != self.url:
+                continue
+            try:
+                self.write_record(record)
+            except Exception as e:  # noqa: BLE001 - keep the file; report and go on
+                errors.append(f"{path.name}: {type(e).__name__}: {e}".splitlines()[0])
+                continue
+            # Only remove the file if it was not replaced by a newer state meanwhile.
+            latest = spool_mod.load(path)
+            if latest == record:
+                path.unlink(missing_ok=True)
+            pushed += 1
+        return pushed, errors
+
+    def mark_lost(self, lost_after_s: float | None = None) -> int:
+        """Mark runs whose wrapper died as ``lost`` (kept with their last heartbeat).
+
+        A run on this host whose wrapper pid is gone is lost at once; elsewhere, a run whose
+        heartbeat is older than ``lost_after_s`` is.
+        """
+        if self.readonly:
+            return 0
+        from ecotrain.store.queries import LOST_AFTER_S
+
+        lost_after_s = LOST_AFTER_S if lost_after_s is None else lost_after_s
+        host = socket.gethostname()
+        now = utcnow()
+        lost: list[str] = []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(runs.c.run_id, runs.c.host, runs.c.pid, runs.c.heartbeat_at,
+                       runs.c.started_at).where(runs.c.status == "running")
+            ).all()
+        for run_id, run_host, pid, heartbeat_at, started_at in rows:
+            last = heartbeat_at or started_at
+            if run_host == host and pid and not _pid_alive(pid, started_at):
+                lost.append(run_id)
+            elif last is not None and (now - last).total_seconds() > lost_after_s:
+                lost.append(run_id)
+        if lost:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(runs)
+                    .where(and_(runs.c.run_id.in_(lost), runs.c.status == "running"))
+                    .values(status="lost",
+                            end_reason="the wrapper stopped without a final record; "
+                            "totals are from its last heartbeat")
+                )
+        return len(lost)
+
+
+def _pid_alive(pid: int, started_at) -> bool:
+    """Whether ``pid`` is still the wrapper that started at ``started_at`` (pids get reused)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        import psutil
+
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = proc.create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except Exception:  # noqa: BLE001 - if we cannot tell, assume alive
+        return True
+    if started_at is None:
+        return True
+    from datetime import UTC
+
+    return created <= started_at.replace(tzinfo=UTC).timestamp() + 5

@@ -1,0 +1,101 @@
+"""Database URLs and engines: SQLite by default, PostgreSQL for a lab, one code path."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from ecotrain.errors import UserError
+
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
+
+
+def default_sqlite_path() -> Path:
+    """The local store in the user data dir."""
+    from ecotrain.config import user_data_dir
+
+    return user_data_dir() / "ecotrain.db"
+
+
+def resolve_url(value: str | os.PathLike | None) -> str:
+    """Turn a path, a URL or nothing into a SQLAlchemy URL.
+
+    ``postgres://`` and ``postgresql://`` get the psycopg 3 driver, which the
+    ``[postgres]`` extra installs.
+    """
+    if value is None or str(value) == "":
+        return f"sqlite:///{default_sqlite_path()}"
+    text = str(value)
+    if not _URL.match(text):
+        return f"sqlite:///{Path(text).expanduser().resolve()}"
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text[len("postgres://") :]
+    if text.startswith("postgresql://"):
+        text = "postgresql+psycopg://" + text[len("postgresql://") :]
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise UserError(f"bad database URL {mask_url(text)!r}") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise UserError(
+            f"unsupported database {url.get_backend_name()!r}: use a SQLite path or postgresql://"
+        )
+    return text
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ***."""
+    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url)
+
+
+def _prepare_sqlite_file(url: str) -> None:
+    db = make_url(url).database
+    if not db or db == ":memory:":
+        return
+    path = Path(db)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # Owner-only from the first byte: the store holds command lines and hosts.
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+    except OSError as e:
+        raise UserError(f"cannot create database {path}: {e.strerror}") from None
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        raise UserError(f"database {path} is not writable")
+
+
+def make_engine(url: str, *, readonly: bool = False, timeout_s: float = 30.0) -> Engine:
+    """An engine for ``url`` (already resolved). SQLite gets WAL and a busy timeout."""
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        if not readonly:
+            _prepare_sqlite_file(url)
+        engine = create_engine(url, connect_args={"timeout": timeout_s})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            if not readonly:
+                # WAL lets the dashboard read while many runs write.
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    try:
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": max(1, int(timeout_s))},
+        )
+    except ModuleNotFoundError:
+        raise UserError(
+            'PostgreSQL needs psycopg: pip install "ecotrain[postgres]"'
+        ) from None

@@ -1,0 +1,57 @@
+"""Schema versioning: a version number in ``ecotrain_meta`` and an ordered list of steps.
+
+We chose this over Alembic: one schema, a handful of additive steps, and it runs the same on
+SQLite and PostgreSQL with no extra files to ship. A step is a function of a connection; it
+must be idempotent on a database that is already at its version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import inspect, select
+from sqlalchemy.engine import Connection, Engine
+
+from ecotrain.store.schema import SCHEMA_VERSION, meta, metadata
+
+# version -> step that brings a database from version-1 to version.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def current_version(conn: Connection) -> int | None:
+    """The schema version stored in the database, or None for an empty database."""
+    if not inspect(conn).has_table(meta.name):
+        return None
+    row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
+    return int(row[0]) if row else None
+
+
+def _set_version(conn: Connection, version: int) -> None:
+    updated = conn.execute(
+        meta.update().where(meta.c.key == "schema_version").values(value=str(version))
+    )
+    if updated.rowcount == 0:
+        conn.execute(meta.insert().values(key="schema_version", value=str(version)))
+
+
+def upgrade(engine: Engine) -> tuple[int | None, int]:
+    """Bring the database to SCHEMA_VERSION; returns (version before, version after)."""
+    with engine.begin() as conn:
+        before = current_version(conn)
+        if before is None:
+            metadata.create_all(conn)
+            _set_version(conn, SCHEMA_VERSION)
+            return None, SCHEMA_VERSION
+        if before > SCHEMA_VERSION:
+            from ecotrain.errors import UserError
+
+            raise UserError(
+                f"database schema version {before} is newer than this ecotrain "
+                f"({SCHEMA_VERSION}): upgrade ecotrain"
+            )
+        for version in range(before + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version](conn)
+            _set_version(conn, version)
+        # New tables added by a later version are created here too.
+        metadata.create_all(conn)
+        return before, SCHEMA_VERSION

@@ -1,0 +1,50 @@
+"""The local spool: records that could not (yet) be written to the database.
+
+One JSON file per run id; a newer state of the same run replaces the older file, so a run
+is never written twice and its latest heartbeat wins. Light on purpose: the run path spools
+without importing SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ecotrain.store.records import dumps, write_atomic
+
+
+def spool_dir() -> Path:
+    """The spool folder in the user data dir."""
+    from ecotrain.config import user_data_dir
+
+    path = user_data_dir() / "spool"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def spool_path(run_id: str, directory: Path | None = None) -> Path:
+    """Where the record of ``run_id`` is spooled."""
+    return (directory or spool_dir()) / f"{run_id}.json"
+
+
+def spool(record: dict, directory: Path | None = None, target: str | None = None) -> Path:
+    """Save a record to the spool; ``target`` is the database URL it is meant for."""
+    path = spool_path(record["run"]["run_id"], directory)
+    if target is not None:
+        record = {**record, "target": target}
+    write_atomic(path, dumps(record))
+    return path
+
+
+def pending(directory: Path | None = None) -> list[Path]:
+    """Spooled record files, oldest first."""
+    files = (directory or spool_dir()).glob("*.json")
+    return sorted(files, key=lambda p: p.stat().st_mtime if p.exists() else 0)
+
+
+def load(path: Path) -> dict | None:
+    """A spooled record, or None if it vanished or is unreadable (a concurrent sync took it)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
