@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -26,8 +26,11 @@ RUN_COLUMNS = frozenset(c.name for c in runs.columns)
 CHECKPOINT_COLUMNS = frozenset(c.name for c in checkpoints.columns)
 
 
-def _upsert(conn: Connection, table, row: dict, keys: Iterable[str], update_cols=None) -> None:
-    """Insert ``row`` or update it where its key exists, on SQLite and PostgreSQL alike."""
+def _upsert(
+    conn: Connection, table, row: dict, keys: Iterable[str], update_cols=None, where=None
+) -> int:
+    """Insert ``row`` or update it where its key exists (and ``where`` holds), on SQLite and
+    PostgreSQL alike; returns the number of rows written."""
     keys = list(keys)
     dialect = conn.dialect.name
     if dialect == "postgresql":
@@ -38,11 +41,13 @@ def _upsert(conn: Connection, table, row: dict, keys: Iterable[str], update_cols
     cols = [c for c in (update_cols or row) if c not in keys and c in row]
     if cols:
         stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={c: stmt.excluded[c] for c in cols}
+            index_elements=keys,
+            set_={c: stmt.excluded[c] for c in cols},
+            where=where(stmt.excluded) if where is not None else None,
         )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-    conn.execute(stmt)
+    return conn.execute(stmt).rowcount
 
 
 def _clean(row: dict, allowed: frozenset[str]) -> dict:
@@ -56,8 +61,14 @@ def _clean(row: dict, allowed: frozenset[str]) -> dict:
 class Store:
     """A database holding ecotrain runs (SQLite file or PostgreSQL URL)."""
 
-    def __init__(self, url: str | os.PathLike | None = None, *, readonly: bool = False,
-                 timeout_s: float = 30.0, migrate: bool = True) -> None:
+    def __init__(
+        self,
+        url: str | os.PathLike | None = None,
+        *,
+        readonly: bool = False,
+        timeout_s: float = 30.0,
+        migrate: bool = True,
+    ) -> None:
         self.url = resolve_url(url)
         self.readonly = readonly
         self.engine: Engine = make_engine(self.url, readonly=readonly, timeout_s=timeout_s)
@@ -92,7 +103,20 @@ class Store:
         run = _clean(record["run"], RUN_COLUMNS)
         run_id = run["run_id"]
         with self.engine.begin() as conn:
-            _upsert(conn, runs, run, ["run_id"])
+            # A run's states arrive out of order (heartbeats, spool replays, a detached sync):
+            # only a state at least as recent as the stored one replaces it.
+            newer = _upsert(
+                conn,
+                runs,
+                run,
+                ["run_id"],
+                where=lambda new: (
+                    func.coalesce(runs.c.heartbeat_at, runs.c.started_at)
+                    <= func.coalesce(new.heartbeat_at, new.started_at)
+                ),
+            )
+            if not newer:
+                return
             if record.get("samples") is not None:
                 conn.execute(delete(samples).where(samples.c.run_id == run_id))
                 rows = [
@@ -130,7 +154,7 @@ class Store:
             if record is None:
                 continue
             target = record.get("target")
-            if target is not None and target != self.url:
+            if resolve_url(target) != self.url:
                 continue
             try:
                 self.write_record(record)
@@ -160,25 +184,51 @@ class Store:
         lost: list[str] = []
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(runs.c.run_id, runs.c.host, runs.c.pid, runs.c.heartbeat_at,
-                       runs.c.started_at).where(runs.c.status == "running")
+                select(
+                    runs.c.run_id, runs.c.host, runs.c.pid, runs.c.heartbeat_at, runs.c.started_at
+                ).where(runs.c.status == "running")
             ).all()
         for run_id, run_host, pid, heartbeat_at, started_at in rows:
             last = heartbeat_at or started_at
-            if run_host == host and pid and not _pid_alive(pid, started_at):
-                lost.append(run_id)
-            elif last is not None and (now - last).total_seconds() > lost_after_s:
+            wrapper_gone = run_host == host and pid and not _pid_alive(pid, started_at)
+            stale = last is not None and (now - last).total_seconds() > lost_after_s
+            if wrapper_gone or stale:
                 lost.append(run_id)
         if lost:
             with self.engine.begin() as conn:
                 conn.execute(
                     update(runs)
                     .where(and_(runs.c.run_id.in_(lost), runs.c.status == "running"))
-                    .values(status="lost",
-                            end_reason="the wrapper stopped without a final record; "
-                            "totals are from its last heartbeat")
+                    .values(
+                        status="lost",
+                        end_reason="the wrapper stopped without a final record; "
+                        "totals are from its last heartbeat",
+                    )
                 )
         return len(lost)
+
+
+def sync_all(directory: Path | None = None) -> dict[str, tuple[int, list[str]]]:
+    """Push every spooled record to the database it was meant for.
+
+    Returns {masked url: (pushed, errors)}; a database that cannot be opened keeps its
+    records in the spool and reports why.
+    """
+    targets: dict[str, str | None] = {}
+    for path in spool_mod.pending(directory):
+        record = spool_mod.load(path)
+        if record is not None:
+            target = record.get("target")
+            targets.setdefault(resolve_url(target), target)
+    results: dict[str, tuple[int, list[str]]] = {}
+    for url, target in targets.items():
+        try:
+            store = Store(target, timeout_s=5.0)
+            results[mask_url(url)] = store.sync_spool(directory)
+            store.mark_lost()
+        except Exception as e:  # noqa: BLE001 - unreachable: the records stay spooled
+            results[mask_url(url)] = (0, [f"{type(e).__name__}: {e}".splitlines()[0]])
+    return results
 
 
 def _pid_alive(pid: int, started_at) -> bool:

@@ -96,6 +96,4 @@ def make_engine(url: str, *, readonly: bool = False, timeout_s: float = 30.0) ->
             connect_args={"connect_timeout": max(1, int(timeout_s))},
         )
     except ModuleNotFoundError:
-        raise UserError(
-            'PostgreSQL needs psycopg: pip install "ecotrain[postgres]"'
-        ) from None
+        raise UserError('PostgreSQL needs psycopg: pip install "ecotrain[postgres]"') from None

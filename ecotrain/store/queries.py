@@ -81,13 +81,18 @@ def effective_status(now: datetime | None = None):
     ).label("status")
 
 
-def list_runs(engine: Engine, flt: RunFilter | None = None, limit: int = 50,
-              offset: int = 0, order: str = "started_at", descending: bool = True
-              ) -> list[dict[str, Any]]:
+def list_runs(
+    engine: Engine,
+    flt: RunFilter | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    order: str = "started_at",
+    descending: bool = True,
+) -> list[dict[str, Any]]:
     """Runs matching ``flt``, newest first, as dicts of their columns."""
     flt = flt or RunFilter()
     cols = [c for c in runs.columns if c.name != "status"] + [effective_status()]
-    order_col = runs.c[order] if order in runs.c else runs.c.started_at
+    order_col = runs.c.get(order, runs.c.started_at)
     stmt = (
         select(*cols)
         .where(flt.where())
@@ -114,9 +119,7 @@ def get_run(engine: Engine, run_id: str) -> dict[str, Any]:
     """One run by id or unique id prefix (raises RunNotFound with suggestions)."""
     cols = [c for c in runs.columns if c.name != "status"] + [effective_status()]
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(*cols).where(runs.c.run_id.startswith(run_id)).limit(5)
-        ).all()
+        rows = conn.execute(select(*cols).where(runs.c.run_id.startswith(run_id)).limit(5)).all()
         if len(rows) == 1:
             return dict(rows[0]._mapping)
         if len(rows) > 1:
@@ -140,3 +143,29 @@ def run_samples(engine: Engine, run_id: str) -> list[dict[str, Any]]:
             .order_by(samples.c.t_s)
         )
         return [dict(r._mapping) for r in rows]
+
+
+def db_counts(engine: Engine) -> dict[str, Any]:
+    """Schema version and row counts, for `ecotrain db info`."""
+    from sqlalchemy import inspect
+
+    from ecotrain.store.migrations import current_version
+    from ecotrain.store.schema import SCHEMA_VERSION, checkpoints, run_checkpoints
+
+    with engine.connect() as conn:
+        version = current_version(conn)
+        out: dict[str, Any] = {
+            "schema_version": version,
+            "code_schema_version": SCHEMA_VERSION,
+        }
+        if version is None:
+            return out
+        for table in (runs, samples, checkpoints, run_checkpoints):
+            if inspect(conn).has_table(table.name):
+                out[f"{table.name}_rows"] = conn.execute(
+                    select(func.count()).select_from(table)
+                ).scalar()
+        out["runs_running"] = conn.execute(
+            select(func.count()).select_from(runs).where(runs.c.status == "running")
+        ).scalar()
+    return out

@@ -59,7 +59,9 @@ runs = Table(
     Column("heartbeat_at", DateTime),
     Column("duration_s", Float),
     # outcome
-    Column("status", String(20), nullable=False),  # running|finished|failed|killed|lost|failed_to_start|imported
+    Column(
+        "status", String(20), nullable=False
+    ),  # running|finished|failed|killed|lost|failed_to_start|imported
     Column("exit_code", Integer),
     Column("end_reason", Text),
     # energy, by component, each with how it was obtained

@@ -1,0 +1,484 @@
+"""`ecotrain run`: start the child, sample its energy, forward signals, record the run.
+
+Order matters for overhead: the child starts first; sensors, the database layer
+(SQLAlchemy takes ~0.4 s to import) and git are set up afterwards in background threads.
+The final record is always spooled first (a small JSON file, atomic), then written to the
+database if the background writer is ready; otherwise a detached ``ecotrain sync`` writes
+it, so a short run never waits for the database and a long run never loses its record.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecotrain import __version__
+from ecotrain.config import Settings
+from ecotrain.redact import redact_argv
+from ecotrain.store.records import utcnow
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+MAX_POINTS = 2000
+# After the child exits, wait at most this long for the database write; the spool keeps it.
+FINAL_WRITE_TIMEOUT_S = 0.05
+
+
+@dataclass
+class RunOptions:
+    """What `ecotrain run` was asked to do."""
+
+    argv: list[str]
+    settings: Settings
+    tags: dict[str, str] = field(default_factory=dict)
+    job: str | None = None
+    uses: list[str] = field(default_factory=list)
+    produces: list[str] = field(default_factory=list)
+    quiet: bool = False
+
+
+class Timeline:
+    """A power timeline that never holds more than ``max_points``: when full, adjacent points
+    are averaged pairwise and the stride doubles, so a run of any length keeps its shape."""
+
+    def __init__(self, max_points: int = MAX_POINTS) -> None:
+        self.max_points = max_points
+        self.points: list[list[float]] = []
+        self.stride = 1
+        self._pending: list[list[float]] = []
+
+    def add(self, point: list[float]) -> None:
+        """Add one sample [t_s, gpu_w, cpu_w, ram_w]."""
+        self._pending.append(point)
+        if len(self._pending) < self.stride:
+            return
+        self.points.append(_mean(self._pending))
+        self._pending = []
+        if len(self.points) >= self.max_points:
+            self.points = [_mean(self.points[i : i + 2]) for i in range(0, len(self.points), 2)]
+            self.stride *= 2
+
+    def export(self) -> list[list[float]]:
+        """The points, including a partial bucket at the end."""
+        if self._pending:
+            return [*self.points, _mean(self._pending)]
+        return list(self.points)
+
+
+def _mean(points: list[list[float]]) -> list[float]:
+    n = len(points)
+    return [round(sum(p[i] for p in points) / n, 3) for i in range(len(points[0]))]
+
+
+class BackgroundWriter(threading.Thread):
+    """Imports the database layer, opens the store and writes records handed to it.
+
+    It never blocks the sampler or the child: ``submit`` replaces any record not yet written
+    (the latest state of a run is all that matters) and failures are kept for the summary.
+    """
+
+    def __init__(self, url: str | None) -> None:
+        super().__init__(name="ecotrain-writer", daemon=True)
+        self.url = url
+        self.ready = threading.Event()
+        self.failed: str | None = None
+        self.store = None
+        self._queue: queue.Queue[dict | None] = queue.Queue(maxsize=1)
+        self._written = threading.Condition()
+        self._last_written: Any = None
+
+    def run(self) -> None:
+        try:
+            from ecotrain.store.db import Store
+
+            self.store = Store(self.url)
+            self.store.mark_lost()
+            self.store.sync_spool()
+            self.ready.set()
+        except Exception as e:  # noqa: BLE001 - degrade: the spool keeps every record
+            self.failed = f"database unavailable: {_one_line(e)}"
+            self.ready.set()
+            return
+        while True:
+            record = self._queue.get()
+            if record is None:
+                return
+            try:
+                self.store.write_record(record)
+                self.failed = None
+                with self._written:
+                    self._last_written = record
+                    self._written.notify_all()
+            except Exception as e:  # noqa: BLE001
+                self.failed = f"database write failed: {_one_line(e)}"
+
+    def submit(self, record: dict) -> None:
+        """Queue a record for writing, dropping an older one still waiting."""
+        try:
+            self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            pass
+
+    def wait_written(self, record: dict, timeout: float) -> bool:
+        """Wait until ``record`` itself has been written, for at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._written:
+            while self._last_written is not record:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.failed:
+                    return False
+                self._written.wait(left)
+        return True
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _give_terminal_to_child() -> None:
+    """In the child, before exec: own process group, and the terminal's foreground if the
+    wrapper had it, so Ctrl-C and reads from the terminal go to the child as without us."""
+    os.setpgid(0, 0)
+    try:
+        if os.isatty(0) and os.tcgetpgrp(0) == os.getpgid(os.getppid()):
+            old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+            os.tcsetpgrp(0, os.getpgrp())
+            signal.signal(signal.SIGTTOU, old)
+    except OSError:
+        pass
+
+
+def _take_terminal_back() -> None:
+    try:
+        if os.isatty(0):
+            old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+            os.tcsetpgrp(0, os.getpgrp())
+            signal.signal(signal.SIGTTOU, old)
+    except OSError:
+        pass
+
+
+class Monitor:
+    """One `ecotrain run`: the child, its sensors, its record."""
+
+    def __init__(self, options: RunOptions, site: Any) -> None:
+        self.opts = options
+        self.site = site
+        self.settings = options.settings
+        self.run_id = uuid.uuid4().hex
+        self.notes: list[str] = []
+        self.timeline = Timeline()
+        self.sensors: list[Any] = []
+        self.unavailable: list[str] = []
+        self._stop = threading.Event()
+        self._sensors_ready = threading.Event()
+        self._lock = threading.Lock()
+        self.child: subprocess.Popen | None = None
+        self.started_at = utcnow()
+        self.t0 = time.monotonic()
+        self.context: dict[str, Any] = {}
+        self.target = _absolute_target(self.settings["database.url"])
+        self.writer = BackgroundWriter(self.target)
+        self.lineage: Any = None
+
+    # -- the child ----------------------------------------------------------------------
+
+    def _start_child(self) -> int | None:
+        env = dict(os.environ)
+        env["ECOTRAIN_RUN_ID"] = self.run_id
+        try:
+            self.child = subprocess.Popen(
+                self.opts.argv, env=env, preexec_fn=_give_terminal_to_child
+            )
+        except FileNotFoundError:
+            self.notes.append(f"command not found: {self.opts.argv[0]}")
+            return 127
+        except PermissionError:
+            self.notes.append(f"permission denied: {self.opts.argv[0]}")
+            return 126
+        except OSError as e:
+            self.notes.append(f"cannot start {self.opts.argv[0]}: {e.strerror}")
+            return 126
+        return None
+
+    def _forward(self, signum: int, _frame: Any) -> None:
+        if self.child is None:
+            return
+        try:
+            os.killpg(self.child.pid, signum)
+        except ProcessLookupError:
+            pass
+        self.notes.append(f"forwarded {signal.Signals(signum).name} to the child")
+
+    # -- sampling -----------------------------------------------------------------------
+
+    def _sampler(self) -> None:
+        try:
+            from ecotrain.sensors import discover
+
+            pid = self.child.pid if self.child else None
+            self.sensors, self.unavailable = discover(pid, os.environ, self.settings)
+            now = time.monotonic()
+            for sensor in self.sensors:
+                sensor.start(now)
+        except Exception as e:  # noqa: BLE001 - no sensors is a degraded run, not a dead one
+            self.notes.append(f"sensors failed to start: {_one_line(e)}")
+            self.sensors = []
+        finally:
+            self._sensors_ready.set()
+        interval = max(0.05, float(self.settings.get("sample_interval_s", 1.0)))
+        heartbeat = max(0.5, float(self.settings.get("heartbeat_s", 30.0)))
+        next_beat = time.monotonic() + heartbeat
+        while not self._stop.wait(interval):
+            self._tick()
+            if time.monotonic() >= next_beat:
+                next_beat += heartbeat
+                self._heartbeat()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        power = {"gpu": 0.0, "cpu": 0.0, "ram": 0.0}
+        with self._lock:
+            for sensor in self.sensors:
+                try:
+                    reading = sensor.sample(now)
+                    power[sensor.component] += reading.power_w
+                except Exception as e:  # noqa: BLE001 - a sensor must never stop the run
+                    note = f"{sensor.name}: {_one_line(e)}"
+                    if note not in sensor.notes:
+                        sensor.notes.append(note)
+            self.timeline.add([round(now - self.t0, 3), power["gpu"], power["cpu"], power["ram"]])
+
+    def _heartbeat(self) -> None:
+        record = self.build_record(final=False)
+        self._spool(record)
+        if self.writer.ready.is_set() and not self.writer.failed:
+            self.writer.submit(record)
+
+    # -- the record ----------------------------------------------------------------------
+
+    def _gather_context(self) -> None:
+        from ecotrain.context import current_user, git_state, job_context
+
+        cwd = Path.cwd()
+        commit, dirty = git_state(cwd)
+        self.context = {
+            "user": current_user(self.settings["user"]),
+            "host": socket.gethostname(),
+            "cwd": str(cwd),
+            "git_commit": commit,
+            "git_dirty": dirty,
+            **job_context(os.environ, self.opts.job),
+        }
+
+    def build_record(
+        self,
+        final: bool,
+        exit_code: int | None = None,
+        status: str = "running",
+        end_reason: str | None = None,
+        cpu_seconds: float | None = None,
+    ) -> dict:
+        """The run's record now: partial totals while running, final totals at the end."""
+        from ecotrain.accounting import account_summaries
+
+        now = time.monotonic()
+        duration = now - self.t0
+        with self._lock:
+            if final and cpu_seconds is not None:
+                for sensor in self.sensors:
+                    finish = getattr(sensor, "finish", None)
+                    if finish is not None:
+                        try:
+                            finish(cpu_seconds, duration)
+                        except Exception as e:  # noqa: BLE001
+                            sensor.notes.append(f"{sensor.name}: {_one_line(e)}")
+            summaries = [s.summary() for s in self.sensors]
+        accounting, hardware = account_summaries(summaries, self.site, duration)
+        notes = list(self.notes)
+        for s in summaries:
+            notes.extend(s.notes)
+        notes.extend(f"not used: {r}" for r in self.unavailable)
+        if self.writer.failed:
+            notes.append(self.writer.failed)
+        run = {
+            "run_id": self.run_id,
+            "project": self.settings.get("project", "default"),
+            "pid": os.getpid(),
+            "command": redact_argv(self.opts.argv),
+            "tags": self.opts.tags,
+            "source": "run",
+            "started_at": self.started_at,
+            "heartbeat_at": utcnow(),
+            "ended_at": utcnow() if final else None,
+            "duration_s": round(duration, 3),
+            "status": status,
+            "exit_code": exit_code,
+            "end_reason": end_reason,
+            "ecotrain_version": __version__,
+            "notes": notes,
+            **self.context,
+            **hardware,
+            **accounting,
+        }
+        record: dict[str, Any] = {"run": run, "samples": self.timeline.export()}
+        if self.lineage is not None:
+            record.update(self.lineage.record_parts(final=final))
+        return record
+
+    def _spool(self, record: dict) -> Path | None:
+        from ecotrain.store.spool import spool
+
+        try:
+            return spool(record, target=self.target)
+        except OSError as e:
+            self.notes.append(f"spool failed: {e.strerror}")
+            return None
+
+    # -- the whole run -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run the child to completion and record it; returns the exit code to use."""
+        failed_start = self._start_child()
+        previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED}
+        self.writer.start()
+        sampler = threading.Thread(target=self._sampler, name="ecotrain-sampler", daemon=True)
+        if failed_start is None:
+            sampler.start()
+        self._start_lineage()
+        self._gather_context()
+
+        cpu_seconds = None
+        if failed_start is not None:
+            code, status, reason = failed_start, "failed_to_start", self.notes[-1]
+        else:
+            # PEP 475: wait4 resumes by itself after a forwarded signal's handler returns.
+            _, wait_status, rusage = os.wait4(self.child.pid, 0)
+            _take_terminal_back()
+            cpu_seconds = rusage.ru_utime + rusage.ru_stime
+            if os.WIFSIGNALED(wait_status):
+                sig = os.WTERMSIG(wait_status)
+                code, status = 128 + sig, "killed"
+                reason = f"killed by {signal.Signals(sig).name}"
+            else:
+                code = os.WEXITSTATUS(wait_status)
+                status = "finished" if code == 0 else "failed"
+                reason = None if code == 0 else f"exit code {code}"
+            self.child.returncode = code
+        self._stop.set()
+        self._sensors_ready.wait(timeout=1.0)
+        sampler.join(timeout=0.5)
+        if self.sensors:
+            self._tick()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+        record = self.build_record(
+            final=True, exit_code=code, status=status, end_reason=reason, cpu_seconds=cpu_seconds
+        )
+        spooled = self._spool(record)
+        written = False
+        if self.writer.ready.is_set() and not self.writer.failed:
+            self.writer.submit(record)
+            written = self.writer.wait_written(record, FINAL_WRITE_TIMEOUT_S)
+        if written and spooled is not None:
+            _unlink_if_same(spooled, record)
+        elif spooled is not None:
+            _sync_detached()
+        for sensor in self.sensors:
+            try:
+                sensor.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if not self.opts.quiet:
+            print(summary_line(record["run"], written or spooled is not None), file=sys.stderr)
+        return code
+
+    def _start_lineage(self) -> None:
+        try:
+            from ecotrain import lineage
+        except ImportError:
+            return
+        tracker = getattr(lineage, "RunTracker", None)
+        if tracker is None:
+            return
+        try:
+            self.lineage = tracker(
+                run_id=self.run_id,
+                child_pid=self.child.pid if self.child else None,
+                uses=self.opts.uses,
+                produces=self.opts.produces,
+                started_at=self.started_at,
+            )
+        except Exception as e:  # noqa: BLE001
+            self.notes.append(f"lineage tracking off: {_one_line(e)}")
+
+
+def _absolute_target(value: str | None) -> str | None:
+    """The database a spooled record is meant for; relative SQLite paths made absolute, as a
+    detached sync may run elsewhere."""
+    if value and "://" not in value:
+        return str(Path(value).expanduser().resolve())
+    return value
+
+
+def _unlink_if_same(path: Path, record: dict) -> None:
+    from ecotrain.store.records import dumps
+    from ecotrain.store.spool import load
+
+    current = load(path)
+    if current is not None and dumps({k: v for k, v in current.items() if k != "target"}) == dumps(
+        record
+    ):
+        path.unlink(missing_ok=True)
+
+
+def _sync_detached() -> None:
+    """Let a detached `ecotrain sync` write the spooled record, so we can exit now."""
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "ecotrain", "sync", "--quiet"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError:
+        pass
+
+
+def _fmt_co2(kg: float | None) -> str:
+    if kg is None:
+        return "? CO2e"
+    if kg < 1:
+        return f"{kg * 1000:.3g} g CO2e"
+    return f"{kg:.3g} kg CO2e"
+
+
+def summary_line(run: dict, recorded: bool) -> str:
+    """The one line printed on stderr at the end of a run."""
+    kwh = run.get("it_energy_kwh") or 0.0
+    facility = run.get("facility_energy_kwh") or 0.0
+    cost = run.get("cost_usd")
+    cost_text = f"${cost:.4g}" if cost is not None else "$?"
+    where = "" if recorded else " (NOT recorded: see notes)"
+    return (
+        f"ecotrain: {run['duration_s']:.1f} s · {facility:.4g} kWh (IT {kwh:.4g} kWh, "
+        f"PUE {run.get('pue') or '?'}) · {_fmt_co2(run.get('co2_kg'))} · {cost_text} · "
+        f"run {run['run_id'][:12]} [{run['status']}]{where}"
+    )

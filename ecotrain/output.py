@@ -1,0 +1,190 @@
+"""Printing for the CLI, handled once: Rich tables on a terminal, plain text in a pipe,
+JSON with ``--json``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, datetimes as ISO strings."""
+    sys.stdout.write(json.dumps(data, default=_json_default, indent=2) + "\n")
+
+
+def fmt_num(value: float | None, digits: int = 3) -> str:
+    """A number to `digits` significant digits; '-' for unknown."""
+    if value is None:
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def fmt_co2(kg: float | None) -> str:
+    """CO2e in g or kg."""
+    if kg is None:
+        return "unknown"
+    return f"{kg * 1000:.3g} g" if abs(kg) < 1 else f"{kg:.3g} kg"
+
+
+def fmt_time(value: datetime | None) -> str:
+    """A UTC datetime, to the second."""
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+    """Print a table (Rich handles terminal vs pipe)."""
+    t = Table(title=title, show_edge=False, header_style="bold")
+    for col in columns:
+        t.add_column(col, overflow="fold")
+    for row in rows:
+        t.add_row(*["-" if v is None else str(v) for v in row])
+    console.print(t)
+
+
+def print_runs(rows: list[dict], as_json: bool = False) -> None:
+    """The `ecotrain runs` listing."""
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no runs yet: try `ecotrain run -- python train.py`")
+        return
+    table(
+        ["run", "started (UTC)", "project", "status", "dur s", "kWh", "CO2e", "USD", "command"],
+        [
+            (
+                r["run_id"][:12],
+                fmt_time(r["started_at"]),
+                r["project"],
+                r["status"] + (f" ({r['exit_code']})" if r.get("exit_code") else ""),
+                fmt_num(r.get("duration_s")),
+                fmt_num(r.get("facility_energy_kwh")),
+                fmt_co2(r.get("co2_kg")),
+                fmt_num(r.get("cost_usd")),
+                " ".join(r.get("command") or [])[:60],
+            )
+            for r in rows
+        ],
+    )
+
+
+def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
+    """The `ecotrain show` view of one run."""
+    if as_json:
+        print_json({**run, "samples": samples})
+        return
+    lines = [
+        ("run", run["run_id"]),
+        ("project", run["project"]),
+        ("status", f"{run['status']} (exit code {run.get('exit_code')})"),
+        ("command", " ".join(run.get("command") or [])),
+        ("user@host", f"{run.get('user')}@{run.get('host')}"),
+        ("cwd", run.get("cwd")),
+        ("git", f"{run.get('git_commit') or '-'}{' (dirty)' if run.get('git_dirty') else ''}"),
+        ("job / rank", f"{run.get('job_id') or '-'} / {run.get('rank')}"),
+        ("tags", json.dumps(run.get("tags") or {})),
+        ("started / ended", f"{fmt_time(run['started_at'])} / {fmt_time(run.get('ended_at'))}"),
+        ("duration", f"{fmt_num(run.get('duration_s'))} s"),
+        ("GPU energy", _energy(run, "gpu")),
+        ("CPU energy", _energy(run, "cpu")),
+        ("RAM energy", _energy(run, "ram")),
+        ("IT energy", f"{fmt_num(run.get('it_energy_kwh'))} kWh"),
+        ("PUE", f"{run.get('pue')} ({run.get('pue_source')})"),
+        ("facility energy", f"{fmt_num(run.get('facility_energy_kwh'))} kWh"),
+        (
+            "grid intensity",
+            f"{fmt_num(run.get('intensity_g_per_kwh'))} g/kWh, {run.get('region')} "
+            f"({run.get('intensity_source')})",
+        ),
+        ("CO2e", fmt_co2(run.get("co2_kg"))),
+        (
+            "cost",
+            f"${fmt_num(run.get('cost_usd'))} ({run.get('cost_method')} at {run.get('price')}, "
+            f"{run.get('price_source')})",
+        ),
+        (
+            "GPUs",
+            f"{run.get('gpu_count') or 0} x {run.get('gpu_model') or '-'}, "
+            f"{fmt_num(run.get('gpu_hours'))} GPU-h, "
+            f"mean {fmt_num(run.get('gpu_mean_power_w'))} W, "
+            f"max {fmt_num(run.get('gpu_max_power_w'))} W, "
+            f"util {fmt_num(run.get('gpu_util_pct'))}%",
+        ),
+        (
+            "CPU",
+            f"{run.get('cpu_model') or '-'} ({run.get('cpu_count')} threads), "
+            f"{fmt_num(run.get('cpu_seconds'))} CPU-s",
+        ),
+        ("timeline", f"{len(samples)} points"),
+        ("ecotrain", run.get("ecotrain_version")),
+    ]
+    for note in run.get("notes") or []:
+        lines.append(("note", note))
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        console.print(f"{key:<{width}}  {value}", markup=False)
+
+
+def _energy(run: dict, component: str) -> str:
+    joules = run.get(f"{component}_energy_j")
+    if joules is None:
+        return "not measured"
+    return f"{joules:.4g} J = {joules / 3.6e6:.4g} kWh ({run.get(f'{component}_method')})"
+
+
+def print_mapping(data: Mapping[str, Any], as_json: bool = False) -> None:
+    """Key/value lines."""
+    if as_json:
+        print_json(dict(data))
+        return
+    width = max((len(k) for k in data), default=0)
+    for key, value in data.items():
+        console.print(f"{key:<{width}}  {value}", markup=False)
+
+
+def print_settings(settings: Any, as_json: bool = False) -> None:
+    """`ecotrain config show`: each setting, its value and where it came from."""
+    if as_json:
+        print_json(
+            {k: {"value": v, "from": settings.origins.get(k)} for k, v in settings.values.items()}
+        )
+        return
+    table(
+        ["setting", "value", "from"],
+        [(k, v, settings.origins.get(k)) for k, v in sorted(settings.values.items())],
+    )
+
+
+def print_doctor(report: dict, as_json: bool = False) -> None:
+    """`ecotrain doctor`: sensors in use, those not available and why, accounting inputs."""
+    if as_json:
+        print_json(report)
+        return
+    console.print("[bold]Sensors in use[/bold]")
+    for s in report["sensors"]:
+        console.print(
+            f"  {s['component']:<4} {s['name']:<24} {s['method']:<10} {s.get('detail', '')}",
+            markup=False,
+        )
+    if report["unavailable"]:
+        console.print("[bold]Not available[/bold]")
+        for reason in report["unavailable"]:
+            console.print(f"  {reason}", markup=False)
+    console.print("[bold]Accounting[/bold]")
+    for key, value in report["accounting"].items():
+        console.print(f"  {key:<18} {value}", markup=False)
+    console.print(f"[bold]Database[/bold]  {report['database']}")

@@ -1,0 +1,88 @@
+"""Shared fixtures: every test gets its own data dir, database and config, and no GPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ECOTRAIN = str(Path(sys.executable).parent / "ecotrain")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private world for one test: data dir, user config, database, cwd."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("ECOTRAIN_DATA_DIR", str(home / "data"))
+    monkeypatch.setenv("ECOTRAIN_CONFIG", str(home / "config.toml"))
+    monkeypatch.setenv("ECOTRAIN_DB", str(tmp_path / "ecotrain.db"))
+    monkeypatch.setenv("ECOTRAIN_NO_GPU", "1")
+    monkeypatch.setenv("ECOTRAIN_SAMPLE_INTERVAL_S", "0.1")
+    for var in (
+        "ECOTRAIN_REGION",
+        "ECOTRAIN_PUE",
+        "ECOTRAIN_PROJECT",
+        "ECOTRAIN_REPLAY",
+        "ECOTRAIN_RUN_ID",
+        "SLURM_JOB_ID",
+        "TORCHELASTIC_RUN_ID",
+        "CUDA_VISIBLE_DEVICES",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return tmp_path
+
+
+@pytest.fixture
+def db_path(isolated: Path) -> Path:
+    return isolated / "ecotrain.db"
+
+
+def run_cli(
+    *args: str,
+    input: str | None = None,
+    env: dict | None = None,
+    timeout: float = 60,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
+    """Run the real `ecotrain` console script."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [ECOTRAIN, *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd,
+    )
+
+
+def wait_synced(db: Path, run_id_prefix: str | None = None, timeout: float = 20.0) -> list[dict]:
+    """Rows of the runs table once the (possibly detached) writer has stored them."""
+    import time
+
+    import sqlite_utils
+
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = []
+        if db.exists():
+            database = sqlite_utils.Database(db)
+            if "runs" in database.table_names():
+                rows = [
+                    r
+                    for r in database["runs"].rows
+                    if run_id_prefix is None or r["run_id"].startswith(run_id_prefix)
+                ]
+        final = [r for r in rows if r["status"] != "running"]
+        if final or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
