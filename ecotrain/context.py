@@ -30,7 +30,10 @@ def git_state(cwd: Path) -> tuple[str | None, bool | None]:
             return None, None
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd, capture_output=True, text=True, timeout=10,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
         dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
         return commit.stdout.strip(), dirty

@@ -52,6 +52,4 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
 
 def redact_env(env: Mapping[str, str]) -> dict[str, str]:
     """A copy of ``env`` with secret-looking variables masked."""
-    return {
-        k: (MASK if _VAR.match(k.upper()) else redact_text(v)) for k, v in env.items()
-    }
+    return {k: (MASK if _VAR.match(k.upper()) else redact_text(v)) for k, v in env.items()}
