@@ -108,6 +108,23 @@ def run(
     produces: Annotated[list[str] | None, typer.Option(help="Checkpoint produced.")] = None,
     db: DbOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")] = False,
+    # budgets, prediction, live line (see ecotrain.budget, ecotrain.runwatch)
+    budget_co2: Annotated[str | None, typer.Option(help="CO2e budget: 50kg, 500g.")] = None,
+    budget_usd: Annotated[str | None, typer.Option(help="Dollar budget: 200.")] = None,
+    budget_kwh: Annotated[str | None, typer.Option(help="Facility energy budget: 3kWh.")] = None,
+    on_budget: Annotated[
+        str | None, typer.Option(help="warn (default) | stop: SIGTERM the command.")
+    ] = None,
+    budget_grace: Annotated[
+        str | None, typer.Option(help="SIGTERM to SIGKILL delay when stopping (10s).")
+    ] = None,
+    expected_duration: Annotated[
+        str | None, typer.Option(help="Expected run time (2h) for the prediction.")
+    ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Progress line on stderr (terminal only).")
+    ] = False,
+    live_every: Annotated[float, typer.Option(help="Seconds between live lines.")] = 10.0,
 ) -> None:
     """Run COMMAND and record its energy, CO2e and cost: ecotrain run [OPTIONS] -- COMMAND…"""
     argv = list(ctx.args)
@@ -122,6 +139,14 @@ def run(
         project=project, region=region, pue=pue, intensity=intensity, **{"database.url": db}
     )
     site = site_from_settings(settings.flat())
+    from ecotrain.budget import budget_from, parse_duration_s
+
+    budget = budget_from(
+        settings,
+        {"co2": budget_co2, "usd": budget_usd, "kwh": budget_kwh},
+        on_budget,
+        budget_grace,
+    )
     options = RunOptions(
         argv=argv,
         settings=settings,
@@ -130,6 +155,11 @@ def run(
         uses=uses or [],
         produces=produces or [],
         quiet=quiet,
+        budget=budget or None,
+        expected_duration_s=(
+            parse_duration_s(expected_duration, "expected duration") if expected_duration else None
+        ),
+        live_every_s=max(0.5, live_every) if live else None,
     )
     raise typer.Exit(Monitor(options, site).run())
 
