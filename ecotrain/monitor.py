@@ -358,8 +358,9 @@ class Recorder:
         record: dict[str, Any] = {"run": run, "samples": self.timeline.export()}
         if self.lineage is not None:
             record.update(self.lineage.record_parts(final=final))
-        else:
-            record.update(self.watch.checkpoint_parts())
+        # checkpoints logged through the API that no lineage tracker took (see RunWatch)
+        for key, rows in self.watch.checkpoint_parts().items():
+            record[key] = [*(record.get(key) or []), *rows]
         return record
 
     def _spool(self, record: dict) -> Path | None:
