@@ -141,7 +141,9 @@ class BudgetWatch:
             used = value / limit
             if used >= 1.0 and f"{quantity}:100" not in self._warned:
                 self._warned.update({f"{quantity}:100", f"{quantity}:80"})
-                reason = f"budget exceeded: {quantity} {value:.4g} {unit} >= limit {limit:.4g}"
+                reason = (
+                    f"budget exceeded: {quantity} {value:.4g} {unit} >= limit {limit:.4g} {unit}"
+                )
                 self.exceeded = self.exceeded or reason
                 messages.append(reason)
             elif used >= WARN_FRACTION and f"{quantity}:80" not in self._warned:
