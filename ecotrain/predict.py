@@ -100,14 +100,14 @@ def predict(
     time_ratio = total_s / elapsed_s
 
     def scaled(value: Any, ratio: float | None) -> float | None:
-        return None if value is None or ratio is None else round(value * ratio, 9)
+        return None if value is None or ratio is None else value * ratio
 
     cost_ratio = time_ratio if run.get("cost_method") == "gpu_hour" else energy_ratio
     return {
         "method": method,
         "duration_s": round(total_s, 1),
         "remaining_s": round(left_s, 1),
-        "it_energy_kwh": round(total_j / 3.6e6, 9),
+        "it_energy_kwh": total_j / 3.6e6,
         "facility_energy_kwh": scaled(run.get("facility_energy_kwh"), energy_ratio),
         "co2_kg": scaled(run.get("co2_kg"), energy_ratio),
         "cost_usd": scaled(run.get("cost_usd"), cost_ratio),
