@@ -67,8 +67,11 @@ def test_unknown_region_is_a_helpful_error() -> None:
 
 def test_account_hand_computed() -> None:
     site = Site(
-        pue=1.2, pue_source="test", intensity=Intensity("X", 100.0, "test"),
-        price=0.10, price_source="test",
+        pue=1.2,
+        pue_source="test",
+        intensity=Intensity("X", 100.0, "test"),
+        price=0.10,
+        price_source="test",
     )
     energy = Energy(gpu_j=3.6e6, gpu_method="measured", cpu_j=1.8e6, cpu_method="modelled")
     acc = account(energy, site)
@@ -82,10 +85,19 @@ def test_account_hand_computed() -> None:
 
 
 def test_gpu_hour_cost() -> None:
-    site = Site(pue=1.1, pue_source="t", intensity=Intensity("X", 0.0, "t"),
-                cost_method="gpu_hour", prices=load_prices())
-    acc = account(Energy(gpu_j=1.0, gpu_method="measured"), site, gpu_hours=16.0,
-                  gpu_model="NVIDIA A100-SXM4-80GB")
+    site = Site(
+        pue=1.1,
+        pue_source="t",
+        intensity=Intensity("X", 0.0, "t"),
+        cost_method="gpu_hour",
+        prices=load_prices(),
+    )
+    acc = account(
+        Energy(gpu_j=1.0, gpu_method="measured"),
+        site,
+        gpu_hours=16.0,
+        gpu_model="NVIDIA A100-SXM4-80GB",
+    )
     assert acc.price == 5.12
     assert acc.cost_usd == pytest.approx(81.92)  # 8 GPUs x 2 h x $5.12
     unknown = account(Energy(gpu_j=1.0), site, gpu_hours=1.0, gpu_model="Mystery GPU")
@@ -128,8 +140,13 @@ def test_prices_table_and_user_override(tmp_path) -> None:
 def test_account_summaries_builds_record_and_hardware() -> None:
     site = Site(pue=1.0, pue_source="t", intensity=Intensity("X", 500.0, "t"), price=0.2)
     summaries = [
-        SensorSummary("gpu", "measured", 7.2e6, "nvml",
-                      {"model": "A100", "count": 2, "gpu_hours": 0.5, "mean_power_w": 300.0}),
+        SensorSummary(
+            "gpu",
+            "measured",
+            7.2e6,
+            "nvml",
+            {"model": "A100", "count": 2, "gpu_hours": 0.5, "mean_power_w": 300.0},
+        ),
         SensorSummary("cpu", "modelled", 3.6e6, "cpu", {"cpu_model": "EPYC", "cpu_count": 8}),
         SensorSummary("ram", "modelled", 0.0, "ram", {"mean_rss_gb": 1.5}),
     ]
