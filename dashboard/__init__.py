@@ -1,0 +1,1 @@
+"""The Streamlit dashboard, shipped as the package ecotrain.dashboard."""
