@@ -21,10 +21,10 @@ from typing import Any
 
 import streamlit as st
 
+from ecotrain.dashboard import DB_ENV
 from ecotrain.store import aggregates as agg
 from ecotrain.store.queries import RunFilter
 
-DB_ENV = "ECOTRAIN_DASHBOARD_DB"
 TTL_S = 60
 
 PERIODS: dict[str, int | None] = {
