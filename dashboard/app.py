@@ -1,8 +1,8 @@
 """ecotrain's lab dashboard: `ecotrain dashboard` runs this file with Streamlit.
 
 Small on purpose: the shared filters live in the sidebar here (so they survive page
-switches), each page is one file in pages/, and all data comes through common.py's cached
-loaders over ecotrain.store.aggregates.
+switches), each page is one file in views/ (views/__init__.py says why not pages/), and all
+data comes through common.py's cached loaders over ecotrain.store.aggregates.
 """
 
 from __future__ import annotations
@@ -14,22 +14,22 @@ from ecotrain.dashboard import common
 st.set_page_config(page_title="ecotrain", page_icon=":material/eco:", layout="wide")
 
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-    st.Page("pages/runs.py", title="Runs", icon=":material/list:", url_path="runs"),
-    st.Page("pages/run_detail.py", title="Run detail", icon=":material/bolt:", url_path="run"),
+    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("views/runs.py", title="Runs", icon=":material/list:", url_path="runs"),
+    st.Page("views/run_detail.py", title="Run detail", icon=":material/bolt:", url_path="run"),
     st.Page(
-        "pages/checkpoints.py",
+        "views/checkpoints.py",
         title="Checkpoints & savings",
         icon=":material/account_tree:",
         url_path="checkpoints",
     ),
     st.Page(
-        "pages/breakdowns.py",
+        "views/breakdowns.py",
         title="Breakdowns",
         icon=":material/pie_chart:",
         url_path="breakdowns",
     ),
-    st.Page("pages/method.py", title="Method", icon=":material/menu_book:", url_path="method"),
+    st.Page("views/method.py", title="Method", icon=":material/menu_book:", url_path="method"),
 ]
 
 page = st.navigation(PAGES)

@@ -23,7 +23,9 @@ text = cols[3].text_input("Command contains", key="runs_text", placeholder="trai
 cols = st.columns([2, 2, 2, 3])
 date_from = cols[0].date_input("From", value=None, key="runs_from")
 date_to = cols[1].date_input("To", value=None, key="runs_to")
-sort = cols[2].selectbox("Sort by", agg.SORTABLE, key="runs_sort")
+sort = cols[2].selectbox(
+    "Sort by", agg.SORTABLE, index=agg.SORTABLE.index("started_at"), key="runs_sort"
+)
 descending = cols[3].toggle("Descending", value=True, key="runs_desc")
 
 tags: dict[str, str] = {}
