@@ -408,39 +408,46 @@ def short_id(checkpoint_id: str) -> str:
 
 
 def neighbourhood(
-    edges: list[dict[str, Any]], focus: str | None, max_nodes: int = 60
+    edges: list[dict[str, Any]], focus: str | None, max_nodes: int = 40, max_edges: int = 80
 ) -> list[dict[str, Any]]:
-    """The edges around ``focus`` (ancestors and descendants, breadth first), or the
-    whole graph's first edges when there is no focus; at most ``max_nodes`` nodes."""
+    """The edges around ``focus`` (ancestors and descendants, breadth first, busiest edges
+    first), or the busiest part of the whole graph when there is no focus.
+
+    Bounded to ``max_nodes`` nodes and ``max_edges`` edges: the graph is laid out in the
+    browser, and a hub checkpoint reused by hundreds of runs must not make it unreadable.
+    """
+    ordered = sorted(edges, key=lambda e: (-e["runs"], e["parent"], e["child"]))
+    kept: list[dict[str, Any]] = []
     if focus is None:
-        kept, nodes = [], set()
-        for e in sorted(edges, key=lambda e: (-e["runs"], e["parent"], e["child"])):
+        nodes: set[str] = set()
+        for e in ordered:
             new = {e["parent"], e["child"]} - nodes
             if len(nodes) + len(new) > max_nodes:
                 continue
             nodes |= new
             kept.append(e)
+            if len(kept) >= max_edges:
+                break
         return kept
-    up: dict[str, list[dict]] = {}
-    down: dict[str, list[dict]] = {}
-    for e in edges:
-        down.setdefault(e["parent"], []).append(e)
-        up.setdefault(e["child"], []).append(e)
-    nodes, kept = {focus}, []
-    seen_edges: set[tuple[str, str]] = set()
+    around: dict[str, list[dict]] = {}
+    for e in ordered:
+        around.setdefault(e["parent"], []).append(e)
+        around.setdefault(e["child"], []).append(e)
+    nodes = {focus}
+    seen: set[tuple[str, str]] = set()
     queue = deque([focus])
-    while queue and len(nodes) < max_nodes:
-        node = queue.popleft()
-        for e in up.get(node, []) + down.get(node, []):
+    while queue and len(kept) < max_edges:
+        for e in around.get(queue.popleft(), []):
             key = (e["parent"], e["child"])
-            if key in seen_edges:
+            new = [n for n in key if n not in nodes]
+            if key in seen or len(nodes) + len(new) > max_nodes:
                 continue
-            seen_edges.add(key)
+            seen.add(key)
             kept.append(e)
-            for n in key:
-                if n not in nodes:
-                    nodes.add(n)
-                    queue.append(n)
+            nodes.update(new)
+            queue.extend(new)
+            if len(kept) >= max_edges:
+                break
     return kept
 
 
