@@ -65,8 +65,8 @@ def _run(key, project, user, host, status, days_ago, kwh, co2, cost, gpu_h, **ex
     }
 
 
-def build(path: Path) -> Path:
-    """Write the fixture database at ``path`` through Store.write_record."""
+def build(path: Path | str) -> Path | str:
+    """Write the fixture database at ``path`` (or a database URL) through Store.write_record."""
     store = Store(str(path))
     records = [
         {

@@ -314,3 +314,40 @@ def test_empty_database_shows_the_empty_state(tmp_path, monkeypatch, page, kind)
     texts = [x.value for x in at.info]
     assert any("No runs yet" in t and "ecotrain run" in t for t in texts), texts
     assert kind != "missing" or not db.exists()  # the dashboard never creates a database
+
+
+def test_aggregates_on_postgresql(tmp_path: Path) -> None:
+    """The same aggregations (date_trunc weeks, JSON text search) on PostgreSQL, read-only."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    admin_url = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            name = f"et_{uuid.uuid4().hex[:12]}"
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"PostgreSQL not reachable: {e}")
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    try:
+        build(url)  # Store takes a URL as well as a path
+        eng = agg.readonly_engine(url)
+        t = agg.totals(eng, _last_30_days())
+        assert (t["runs"], t["energy_kwh"], t["co2_kg"]) == (3, 35.0, 14.0)
+        weeks = agg.weekly_trend(eng, RunFilter())
+        assert sum(w["runs"] for w in weeks) == 4
+        from datetime import date
+
+        assert all(date.fromisoformat(w["week"]).weekday() == 0 for w in weeks)
+        rows, total = agg.page_runs(eng, RunFilter(text="finetune"))
+        assert total == 1 and rows[0]["run_id"] == RUN_IDS["r2"]
+        assert agg.lineage_edges(eng) == [{"parent": CKPT_A, "child": CKPT_B, "runs": 1}]
+        with eng.connect() as conn, pytest.raises(Exception, match="read-only"):
+            conn.exec_driver_sql("DELETE FROM runs")
+        eng.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
