@@ -299,6 +299,45 @@ def status_cmd(
     print_status(rows, as_json=as_json)
 
 
+# --- dashboard ---
+
+
+@app.command()
+def dashboard(
+    db: DbOpt = None,
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    host: Annotated[
+        str, typer.Option(help="Address to bind (default: this machine only).")
+    ] = "127.0.0.1",
+) -> None:
+    """Open the lab dashboard (Streamlit) on the database, read-only."""
+    import os
+    import subprocess
+    from importlib.resources import as_file, files
+
+    from ecotrain.dashboard import DB_ENV
+    from ecotrain.store.engine import mask_url, resolve_url
+
+    url = resolve_url(_settings(**{"database.url": db})["database.url"])
+    with as_file(files("ecotrain.dashboard") / "app.py") as app_path:
+        if not app_path.is_file():
+            fail(f"the dashboard app is missing from this install ({app_path})", code=1)
+        argv = [
+            sys.executable, "-m", "streamlit", "run", str(app_path),
+            "--server.port", str(port),
+            "--server.address", host,
+            "--server.headless", "true",
+            "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "minimal",  # no "Deploy" button on a lab tool
+        ]  # fmt: skip
+        print(f"ecotrain dashboard on http://{host}:{port}/ · {mask_url(url)}", file=sys.stderr)
+        try:
+            code = subprocess.call(argv, env={**os.environ, DB_ENV: url})
+        except KeyboardInterrupt:
+            code = 0
+    raise typer.Exit(code)
+
+
 def main() -> None:
     """Console entry point: user mistakes become one line and exit code 2."""
     from ecotrain.errors import UserError
