@@ -24,6 +24,7 @@ import streamlit as st
 from ecotrain.dashboard import DB_ENV
 from ecotrain.store import aggregates as agg
 from ecotrain.store.queries import RunFilter
+from ecotrain.units import fmt, fmt_co2, fmt_usd  # noqa: F401 - the views format through c.*
 
 TTL_S = 60
 
@@ -348,29 +349,6 @@ def avoided_totals(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 
 # -- formatting -------------------------------------------------------------------------------
-
-
-def fmt(value: float | None, unit: str = "", digits: int = 1) -> str:
-    """A number with thousands separators and a unit; an em dash when unknown."""
-    if value is None:
-        return "—"
-    tiny = value and abs(value) < 10 ** (-digits)
-    text = f"{value:.2g}" if tiny else f"{value:,.{digits}f}"
-    return f"{text} {unit}".strip()
-
-
-def fmt_co2(kg: float | None) -> str:
-    """kg CO2e, in tonnes above 10 t."""
-    if kg is None:
-        return "—"
-    if abs(kg) >= 10_000:
-        return f"{kg / 1000:,.1f} t"
-    return fmt(kg, "kg", 2 if abs(kg) < 10 else 1)
-
-
-def fmt_usd(usd: float | None) -> str:
-    """Dollars."""
-    return "—" if usd is None else f"${usd:,.2f}"
 
 
 def delta(now: float | None, before: float | None) -> str | None:

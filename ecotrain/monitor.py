@@ -571,23 +571,14 @@ def _sync_detached() -> None:
         pass
 
 
-def _fmt_co2(kg: float | None) -> str:
-    if kg is None:
-        return "? CO2e"
-    if kg < 1:
-        return f"{kg * 1000:.3g} g CO2e"
-    return f"{kg:.3g} kg CO2e"
-
-
 def summary_line(run: dict, recorded: bool) -> str:
     """The one line printed on stderr at the end of a run."""
-    kwh = run.get("it_energy_kwh") or 0.0
-    facility = run.get("facility_energy_kwh") or 0.0
-    cost = run.get("cost_usd")
-    cost_text = f"${cost:.4g}" if cost is not None else "$?"
+    from ecotrain.units import fmt_co2, fmt_duration, fmt_energy, fmt_usd
+
     where = "" if recorded else " (NOT recorded: see notes)"
     return (
-        f"ecotrain: {run['duration_s']:.1f} s · {facility:.4g} kWh (IT {kwh:.4g} kWh, "
-        f"PUE {run.get('pue') or '?'}) · {_fmt_co2(run.get('co2_kg'))} · {cost_text} · "
-        f"run {run['run_id'][:12]} [{run['status']}]{where}"
+        f"ecotrain: {fmt_duration(run['duration_s'])} · "
+        f"{fmt_energy(run.get('facility_energy_kwh'))} (IT {fmt_energy(run.get('it_energy_kwh'))}"
+        f" x PUE {run.get('pue') or '?'}) · {fmt_co2(run.get('co2_kg'))} CO2e · "
+        f"{fmt_usd(run.get('cost_usd'))} · run {run['run_id'][:12]} [{run['status']}]{where}"
     )
