@@ -1,0 +1,117 @@
+"""Energy sources behind one interface (see base.py), and :func:`discover` to pick them.
+
+Order of preference per component:
+
+- gpu: replayed traces if ``ECOTRAIN_REPLAY`` is set (NVML is then not touched), else NVML
+  (skipped with ``ECOTRAIN_NO_GPU=1``).
+- cpu: RAPL package counters, else the TDP x utilisation model of the child's tree.
+- ram: RAPL dram counters, else the W/GB x RSS model of the child's tree.
+
+A replay trace for cpu or ram replaces that component's sensor too, so nothing is counted
+twice. The CPU and RAM models share one :class:`ProcessTree`, read once per tick.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ecotrain.sensors.base import Reading, Sensor, SensorError, SensorSummary
+
+__all__ = ["Reading", "Sensor", "SensorError", "SensorSummary", "discover"]
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def discover(
+    child_pid: int | None, env: Mapping[str, str], config: Any = None
+) -> tuple[list[Sensor], list[str]]:
+    """The sensors available for a run of ``child_pid``, and why others are not.
+
+    Returns ``(sensors, reasons)``: sensors not yet started (call ``start(now)``), and one
+    line per source not used, prefixed with its component ("gpu: no NVIDIA driver: ...").
+    ``config`` (Settings or a mapping) may set ``powercap_root`` (tests); otherwise unused.
+    Never raises for a missing source.
+    """
+    sensors: list[Sensor] = []
+    reasons: list[str] = []
+    covered: set[str] = set()
+
+    replay = env.get("ECOTRAIN_REPLAY")
+    if replay:
+        from ecotrain.sensors.replay import ReplaySensor
+
+        for path in filter(None, replay.split(os.pathsep)):
+            try:
+                sensor = ReplaySensor(path)
+            except SensorError as e:
+                reasons.append(f"{_guess_component(path)}: {e}")
+                continue
+            sensors.append(sensor)
+            covered.add(sensor.component)
+        reasons.append("gpu: NVML not used (ECOTRAIN_REPLAY is set)")
+        covered.add("gpu")
+    elif env.get("ECOTRAIN_NO_GPU", "").lower() in _TRUE:
+        reasons.append("gpu: disabled by ECOTRAIN_NO_GPU")
+    else:
+        from ecotrain.sensors.nvidia import probe
+
+        try:
+            sensors.append(probe(env))
+        except SensorError as e:
+            reasons.append(f"gpu: {e}")
+        except Exception as e:  # noqa: BLE001 - a broken driver must not stop the run
+            reasons.append(f"gpu: NVML failed: {e}")
+
+    if covered >= {"cpu", "ram"}:
+        return sensors, reasons
+
+    from ecotrain.sensors.rapl import POWERCAP, rapl_sensors
+
+    root = Path(_setting(config, "powercap_root") or POWERCAP)
+    try:
+        rapl, rapl_reasons = rapl_sensors(root)
+    except SensorError as e:
+        rapl, rapl_reasons = {}, [f"cpu/ram: {e}"]
+    reasons.extend(r for r in rapl_reasons if r.split(":", 1)[0] not in covered)
+
+    tree = None
+    for component in ("cpu", "ram"):
+        if component in covered:
+            continue
+        if component in rapl:
+            sensors.append(rapl[component])
+            continue
+        if child_pid is None:
+            reasons.append(f"{component}: no process to model (no child pid)")
+            continue
+        try:
+            if tree is None:
+                from ecotrain.sensors.proctree import ProcessTree
+
+                tree = ProcessTree(child_pid)
+            sensors.append(_model(component, tree))
+        except SensorError as e:
+            reasons.append(f"{component}: {e}")
+    return sensors, reasons
+
+
+def _model(component: str, tree: Any) -> Sensor:
+    if component == "cpu":
+        from ecotrain.sensors.cpu_model import CPUModelSensor
+
+        return CPUModelSensor(tree)
+    from ecotrain.sensors.memory import RAMModelSensor
+
+    return RAMModelSensor(tree)
+
+
+def _setting(config: Any, name: str) -> Any:
+    getter = getattr(config, "get", None)
+    return getter(name) if getter is not None else None
+
+
+def _guess_component(path: str) -> str:
+    return next((c for c in ("cpu", "ram") if c in Path(path).name), "gpu")
