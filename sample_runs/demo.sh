@@ -55,7 +55,7 @@ export ECOTRAIN_SAMPLE_INTERVAL_S=${ECOTRAIN_SAMPLE_INTERVAL_S:-0.25}
 if [ "$QUICK" = 1 ]; then
   PRE=1500 FT=400
 else
-  PRE=8000 FT=2000
+  PRE=6000 FT=2000
 fi
 cd "$DEMO_DIR"
 rm -rf ckpt

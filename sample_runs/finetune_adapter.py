@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import tinynet
+from tinynet import np
 
 MATRICES = ("w1", "w2")
 

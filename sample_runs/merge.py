@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import tinynet
+from tinynet import np
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Pretrain a small MLP on the synthetic ``base`` task and save a checkpoint.
 
-    python sample_runs/pretrain.py --out ckpt/base.safetensors --steps 8000
+    python sample_runs/pretrain.py --out ckpt/base.safetensors --steps 6000
 
 Under ecotrain:  ecotrain run --project demo -- python sample_runs/pretrain.py --out ...
 (writes .npz instead of .safetensors when the safetensors package is not installed).
@@ -16,7 +16,7 @@ import tinynet
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="ckpt/base.safetensors", help="checkpoint to write")
-    ap.add_argument("--steps", type=int, default=8000, help="optimiser steps")
+    ap.add_argument("--steps", type=int, default=6000, help="optimiser steps")
     ap.add_argument("--task", default="base", help="task name (default: base)")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
