@@ -208,60 +208,112 @@ def count_samples(db: Path) -> int | None:
         return None
 
 
-def sampling_cost(seconds: float, exe: dict, work: Path) -> dict[str, dict]:
-    """CPU per tick for each wrapper, from a fast-interval and a slow-interval run."""
+def _per_tick(
+    label: str, reps: int, argv_env: dict[str, tuple[list[str], dict, Path]], stamp: Path
+) -> dict[str, list[Sample]]:
+    """``reps`` runs each of the fast- and slow-interval commands, alternating."""
+    runs: dict[str, list[Sample]] = {"fast": [], "slow": []}
+    for rep in range(reps):
+        for name in ("fast", "slow") if rep % 2 == 0 else ("slow", "fast"):
+            argv, env, cwd = argv_env[name]
+            sample = measure(argv, env, cwd, stamp)
+            runs[name].append(sample)
+            print(
+                f"  tick {label:<10} {name} rep {rep + 1}/{reps}: {sample.cpu_s:6.3f} s CPU",
+                file=sys.stderr,
+                flush=True,
+            )
+    return runs
+
+
+def sampling_cost(seconds: float, reps: int, exe: dict, work: Path) -> dict[str, dict]:
+    """CPU per tick for each wrapper: median CPU at a fast minus at a slow interval, per tick.
+
+    The same sleeping child runs under each wrapper ``reps`` times at each interval.
+    """
     out: dict[str, dict] = {}
     stamp = work / "stamp"
     child = sleeper(seconds, stamp)
     if exe.get("ecotrain"):
-        runs = {}
+        cmds, dbs = {}, {}
         for name, interval in (("fast", 0.05), ("slow", 3600.0)):
             sub = work / f"tick-{name}"
             sub.mkdir(exist_ok=True)
             env = bench_env(sub, ECOTRAIN_SAMPLE_INTERVAL_S=str(interval))
-            sample = measure(wrap("ecotrain", child, exe), env, sub, stamp)
-            time.sleep(0.5)  # a detached sync, if any, finishes writing
-            runs[name] = (sample, count_samples(sub / "bench.db"))
-        (fast, n_fast), (slow, n_slow) = runs["fast"], runs["slow"]
+            cmds[name] = (wrap("ecotrain", child, exe), env, sub)
+            dbs[name] = sub / "bench.db"
+        runs = _per_tick("ecotrain", reps, cmds, stamp)
+        time.sleep(0.5)  # a detached sync, if any, finishes writing
+        n_fast, n_slow = count_samples(dbs["fast"]), count_samples(dbs["slow"])
         estimated = n_fast is None or n_slow is None
         if estimated:  # no database to count in: the nominal number of ticks
-            n_fast, n_slow = int(seconds / 0.05), 0
-        ticks = max(1, n_fast - n_slow)
-        out["ecotrain"] = {
-            "interval_s": 0.05,
-            "ticks": ticks,
-            "ticks_estimated": estimated,
-            "cpu_fast_s": fast.cpu_s,
-            "cpu_slow_s": slow.cpu_s,
-            "cpu_per_tick_ms": 1000 * (fast.cpu_s - slow.cpu_s) / ticks,
-            "rss_mb": max(fast.rss_mb, slow.rss_mb),
-        }
+            n_fast, n_slow = reps * int(seconds / 0.05), 0
+        out["ecotrain"] = _tick_row(0.05, max(1, (n_fast - n_slow) // reps), estimated, runs)
     if exe.get("codecarbon"):
-        runs = {}
+        cmds = {}
         for name, interval in (("fast", 1), ("slow", 3600)):
-            argv = [
-                exe["codecarbon"],
-                "monitor",
-                "--offline",
-                "--country-iso-code",
-                "FRA",
-                "--measure-power-secs",
-                str(interval),
-                "--",
-                *child,
-            ]
-            runs[name] = measure(argv, bench_env(work), work, stamp)
-        ticks = max(1, int(seconds // 1))
-        out["codecarbon"] = {
-            "interval_s": 1,
-            "ticks": ticks,
-            "ticks_estimated": True,
-            "cpu_fast_s": runs["fast"].cpu_s,
-            "cpu_slow_s": runs["slow"].cpu_s,
-            "cpu_per_tick_ms": 1000 * (runs["fast"].cpu_s - runs["slow"].cpu_s) / ticks,
-            "rss_mb": max(runs["fast"].rss_mb, runs["slow"].rss_mb),
-        }
+            argv = [exe["codecarbon"], "monitor", "--offline", "--country-iso-code", "FRA"]
+            argv += ["--measure-power-secs", str(interval), "--", *child]
+            cmds[name] = (argv, bench_env(work), work)
+        runs = _per_tick("codecarbon", reps, cmds, stamp)
+        out["codecarbon"] = _tick_row(1, max(1, int(seconds)), True, runs)
     return out
+
+
+def _tick_row(interval: float, ticks: int, estimated: bool, runs: dict) -> dict:
+    fast = statistics.median(s.cpu_s for s in runs["fast"])
+    slow = statistics.median(s.cpu_s for s in runs["slow"])
+    return {
+        "interval_s": interval,
+        "ticks": ticks,
+        "ticks_estimated": estimated,
+        "reps": len(runs["fast"]),
+        "cpu_fast_s": fast,
+        "cpu_slow_s": slow,
+        "cpu_per_tick_ms": 1000 * (fast - slow) / ticks,
+        "rss_mb": max(s.rss_mb for v in runs.values() for s in v),
+    }
+
+
+# In-process: ecotrain's sensors for a sleeping child, sampled as the monitor's tick does.
+TICK_CODE = """
+import json, os, subprocess, sys, time
+from ecotrain.sensors import discover
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+try:
+    sensors, _ = discover(child.pid, os.environ, {})
+    now = time.monotonic()
+    for sensor in sensors:
+        sensor.start(now)
+    n, cpu = int(sys.argv[1]), 0.0
+    for _ in range(n):
+        time.sleep(0.01)
+        c0 = time.process_time()
+        now = time.monotonic()
+        for sensor in sensors:
+            sensor.sample(now)
+        cpu += time.process_time() - c0
+finally:
+    child.kill()
+names = [f"{s.component}: {s.name} ({s.method})" for s in sensors]
+print(json.dumps({"sensors": names, "ticks": n, "cpu_per_tick_ms": 1000 * cpu / n}))
+"""
+
+
+def sensor_tick_in_process(ticks: int, work: Path) -> dict:
+    """CPU per tick of ecotrain's own sensors, measured inside one process (less noise)."""
+    env = bench_env(work)
+    proc = subprocess.run(
+        [sys.executable, "-c", TICK_CODE, str(ticks)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=work,
+        timeout=300,
+    )
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # --- hooks ----------------------------------------------------------------------------
@@ -433,16 +485,27 @@ def render(info: dict, results: dict) -> str:
     if sampling:
         out += [f"## CPU per sample tick ({sampling['child']})", ""]
         out += [
-            "| tool | interval | ticks | CPU fast | CPU slow | CPU per tick | wrapper peak RSS |",
-            "|---|---|---|---|---|---|---|",
+            "| tool | interval | ticks per run | runs | CPU fast (median) | CPU slow (median) "
+            "| CPU per tick | wrapper peak RSS |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for tool, row in sampling["tools"].items():
             est = " (nominal)" if row["ticks_estimated"] else ""
             out.append(
-                f"| {tool} | {row['interval_s']} s | {row['ticks']}{est} | "
+                f"| {tool} | {row['interval_s']} s | {row['ticks']}{est} | {row['reps']} | "
                 f"{_s(row['cpu_fast_s'])} | {_s(row['cpu_slow_s'])} | "
                 f"{_s(row['cpu_per_tick_ms'], 'ms', 2)} | {_s(row['rss_mb'], 'MB', 1)} |"
             )
+        inproc = sampling.get("in_process") or {}
+        if "cpu_per_tick_ms" in inproc:
+            out += [
+                "",
+                f"ecotrain's sensors sampled in one process ({inproc['ticks']} ticks, 10 ms "
+                f"apart, of a sleeping child): **{inproc['cpu_per_tick_ms']:.3f} ms CPU per "
+                f"tick**; sensors: {', '.join(inproc['sensors']) or 'none'}.",
+            ]
+        elif inproc:
+            out += ["", f"ecotrain's in-process tick measurement failed: {inproc['error']}"]
         out.append("")
     hooks = results.get("hooks")
     if hooks:
@@ -464,7 +527,9 @@ def render(info: dict, results: dict) -> str:
         "plus its waited-for child; the long child sleeps, so its CPU is the wrapper's); "
         "peak RSS of the wrapper process alone, polled every 10 ms; exit latency = the "
         "wrapper's exit minus the child's last timestamp. "
-        "CPU per tick = (CPU at a fast interval − CPU at a slow interval) / ticks. "
+        "CPU per tick = (median CPU at a fast interval − median CPU at a slow interval) / "
+        "ticks per run (a difference of small numbers: noisy on a busy machine; the "
+        "in-process figure is the steadier one for ecotrain). "
         "Regenerate with `python bench/run.py`.",
         "",
     ]
@@ -477,12 +542,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps-true", type=int, default=7)
     ap.add_argument("--reps-long", type=int, default=3)
     ap.add_argument("--long-s", type=float, default=10.0, help="seconds the long child sleeps")
+    ap.add_argument("--ticks", type=int, default=500, help="in-process sensor ticks")
     ap.add_argument("--only", choices=("overhead", "sampling", "hooks"), action="append")
     ap.add_argument("--hook-timeout", type=float, default=600.0)
     ap.add_argument("--out", type=Path, default=HERE / "results")
     args = ap.parse_args(argv)
     if args.quick:
-        args.reps_true, args.reps_long, args.long_s = 3, 1, 2.0
+        args.reps_true, args.reps_long, args.long_s, args.ticks = 3, 1, 2.0, 100
     sections = set(args.only or ("overhead", "sampling", "hooks"))
     exe = {"ecotrain": find_tool("ecotrain"), "codecarbon": find_tool("codecarbon")}
     info = machine_info()
@@ -512,7 +578,8 @@ def main(argv: list[str] | None = None) -> int:
             print("CPU per sample tick", file=sys.stderr)
             results["sampling"] = {
                 "child": f"python -c 'time.sleep({args.long_s:g})'",
-                "tools": sampling_cost(args.long_s, exe, work),
+                "tools": sampling_cost(args.long_s, args.reps_long, exe, work),
+                "in_process": sensor_tick_in_process(args.ticks, work),
             }
     if "hooks" in sections:
         print("other benchmarks", file=sys.stderr)
