@@ -108,6 +108,23 @@ def run(
     produces: Annotated[list[str] | None, typer.Option(help="Checkpoint produced.")] = None,
     db: DbOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")] = False,
+    # budgets, prediction, live line (see ecotrain.budget, ecotrain.runwatch)
+    budget_co2: Annotated[str | None, typer.Option(help="CO2e budget: 50kg, 500g.")] = None,
+    budget_usd: Annotated[str | None, typer.Option(help="Dollar budget: 200.")] = None,
+    budget_kwh: Annotated[str | None, typer.Option(help="Facility energy budget: 3kWh.")] = None,
+    on_budget: Annotated[
+        str | None, typer.Option(help="warn (default) | stop: SIGTERM the command.")
+    ] = None,
+    budget_grace: Annotated[
+        str | None, typer.Option(help="SIGTERM to SIGKILL delay when stopping (10s).")
+    ] = None,
+    expected_duration: Annotated[
+        str | None, typer.Option(help="Expected run time (2h) for the prediction.")
+    ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Progress line on stderr (terminal only).")
+    ] = False,
+    live_every: Annotated[float, typer.Option(help="Seconds between live lines.")] = 10.0,
 ) -> None:
     """Run COMMAND and record its energy, CO2e and cost: ecotrain run [OPTIONS] -- COMMAND…"""
     argv = list(ctx.args)
@@ -122,6 +139,14 @@ def run(
         project=project, region=region, pue=pue, intensity=intensity, **{"database.url": db}
     )
     site = site_from_settings(settings.flat())
+    from ecotrain.budget import budget_from, parse_duration_s
+
+    budget = budget_from(
+        settings,
+        {"co2": budget_co2, "usd": budget_usd, "kwh": budget_kwh},
+        on_budget,
+        budget_grace,
+    )
     options = RunOptions(
         argv=argv,
         settings=settings,
@@ -130,6 +155,11 @@ def run(
         uses=uses or [],
         produces=produces or [],
         quiet=quiet,
+        budget=budget or None,
+        expected_duration_s=(
+            parse_duration_s(expected_duration, "expected duration") if expected_duration else None
+        ),
+        live_every_s=max(0.5, live_every) if live else None,
     )
     raise typer.Exit(Monitor(options, site).run())
 
@@ -251,6 +281,92 @@ def db_info(db: DbOpt = None, as_json: JsonOpt = False) -> None:
 
     store = Store(_settings(**{"database.url": db})["database.url"], migrate=False)
     print_mapping({"url": store.display_url, **db_counts(store.engine)}, as_json=as_json)
+
+
+# --- api: import, export, status ---
+import_app = typer.Typer(help="Import measurements made by other tools.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("codecarbon")
+def import_codecarbon_cmd(
+    csv_file: Annotated[str, typer.Argument(help="codecarbon's emissions.csv")],
+    project: Annotated[str | None, typer.Option(help="Project for the runs.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import codecarbon runs (idempotent on their run_id; bad rows reported by line)."""
+    from pathlib import Path
+
+    from ecotrain.importers import NotCodecarbonCSV, import_codecarbon
+
+    try:
+        result = import_codecarbon(_open_store(db), Path(csv_file), project)
+    except NotCodecarbonCSV as e:
+        fail(str(e))
+    for line, why in result.errors:
+        print(f"ecotrain: {csv_file}:{line}: skipped: {why}", file=sys.stderr)
+    summary = {
+        "imported": len(result.imported),
+        "already_imported": len(result.already),
+        "errors": [{"line": line, "error": why} for line, why in result.errors],
+        "run_ids": result.imported,
+    }
+    if as_json:
+        from ecotrain.output import print_json
+
+        print_json(summary)
+    else:
+        print(
+            f"{len(result.imported)} run(s) imported, {len(result.already)} already there, "
+            f"{len(result.errors)} row(s) skipped"
+        )
+    if not result.imported and not result.already and result.errors:
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export_cmd(
+    output: Annotated[str, typer.Option("--output", "-o", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv | parquet | json")] = "csv",
+    project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    since: Annotated[str | None, typer.Option(help="YYYY-MM-DD or 7d, 12h.")] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
+    with_samples: Annotated[bool, typer.Option(help="Also the power timelines.")] = False,
+    with_checkpoints: Annotated[bool, typer.Option(help="Also checkpoint links.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Export runs (optionally samples and checkpoints) as CSV, Parquet or JSON."""
+    from pathlib import Path
+
+    from ecotrain.export import collect, write
+    from ecotrain.store.queries import RunFilter
+
+    flt = RunFilter(
+        project=project, since=parse_when(since), user=user, status=status, tags=parse_tags(tag)
+    )
+    store = _open_store(db, readonly=False)
+    tables = collect(store.engine, flt, with_samples, with_checkpoints)
+    for path in write(tables, fmt.lower(), Path(output)):
+        print(f"wrote {path}", file=sys.stderr)
+    print(f"{len(tables['runs'])} run(s) exported", file=sys.stderr)
+
+
+@app.command("status")
+def status_cmd(
+    project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Runs in progress (from their heartbeats): energy so far, power, progress, forecast."""
+    from ecotrain.output import print_status
+    from ecotrain.store.queries import RunFilter, list_runs
+
+    store = _open_store(db)
+    rows = list_runs(store.engine, RunFilter(project=project, status="running"), limit=1000)
+    print_status(rows, as_json=as_json)
 
 
 def main() -> None:

@@ -51,6 +51,13 @@ KEYS: dict[str, Key] = {
         Key("sample_interval_s", "ECOTRAIN_SAMPLE_INTERVAL_S", float, 1.0, "seconds per sample"),
         Key("heartbeat_s", "ECOTRAIN_HEARTBEAT_S", float, 30.0, "seconds between heartbeats"),
         Key("user", "ECOTRAIN_USER", str, None, "user name recorded (default: login name)"),
+        Key(
+            "predict_warmup_s",
+            "ECOTRAIN_PREDICT_WARMUP_S",
+            float,
+            60.0,
+            "seconds of run before totals at completion are predicted",
+        ),
     ]
 }
 

@@ -25,6 +25,7 @@ from typing import Any
 from ecotrain import __version__
 from ecotrain.config import Settings
 from ecotrain.redact import redact_argv
+from ecotrain.runwatch import RunWatch
 from ecotrain.store.records import utcnow
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -44,6 +45,9 @@ class RunOptions:
     uses: list[str] = field(default_factory=list)
     produces: list[str] = field(default_factory=list)
     quiet: bool = False
+    budget: Any = None  # ecotrain.budget.Budget
+    expected_duration_s: float | None = None
+    live_every_s: float | None = None  # print a progress line on a terminal's stderr
 
 
 class Timeline:
@@ -172,8 +176,16 @@ def _take_terminal_back() -> None:
         pass
 
 
-class Monitor:
-    """One `ecotrain run`: the child, its sensors, its record."""
+class Recorder:
+    """The measuring half of a run: sensors, timeline, heartbeat, events, budget, record.
+
+    It measures a process tree (``pid``) without owning it: :class:`Monitor` adds the child
+    for `ecotrain run`; :mod:`ecotrain.api` uses it for the current Python process.
+    """
+
+    source = "run"
+    # After the measured work ends, wait at most this long for the database write.
+    final_wait_s = FINAL_WRITE_TIMEOUT_S
 
     def __init__(self, options: RunOptions, site: Any) -> None:
         self.opts = options
@@ -187,13 +199,241 @@ class Monitor:
         self._stop = threading.Event()
         self._sensors_ready = threading.Event()
         self._lock = threading.Lock()
-        self.child: subprocess.Popen | None = None
         self.started_at = utcnow()
         self.t0 = time.monotonic()
         self.context: dict[str, Any] = {}
         self.target = _absolute_target(self.settings["database.url"])
         self.writer = BackgroundWriter(self.target)
         self.lineage: Any = None
+        self.watch = RunWatch(self)
+        self._sampler_thread: threading.Thread | None = None
+
+    # -- sampling -----------------------------------------------------------------------
+
+    def start(self, pid: int | None) -> None:
+        """Start the writer and the sampler for process tree ``pid`` (None: no tree)."""
+        self.writer.start()
+        self._sampler_thread = threading.Thread(
+            target=self._sampler, args=(pid,), name="ecotrain-sampler", daemon=True
+        )
+        self._sampler_thread.start()
+
+    def stop(self) -> None:
+        """Stop sampling, with one last tick so the totals end now."""
+        self._stop.set()
+        if self._sampler_thread is not None:
+            self._sensors_ready.wait(timeout=1.0)
+            self._sampler_thread.join(timeout=0.5)
+        if self.sensors:
+            self._tick()
+        self.watch.read_events()
+
+    def _sampler(self, pid: int | None) -> None:
+        try:
+            from ecotrain.sensors import discover
+
+            self.sensors, self.unavailable = discover(pid, os.environ, self.settings)
+            now = time.monotonic()
+            for sensor in self.sensors:
+                sensor.start(now)
+        except Exception as e:  # noqa: BLE001 - no sensors is a degraded run, not a dead one
+            self.notes.append(f"sensors failed to start: {_one_line(e)}")
+            self.sensors = []
+        finally:
+            self._sensors_ready.set()
+        interval = max(0.05, float(self.settings.get("sample_interval_s", 1.0)))
+        heartbeat = max(0.5, float(self.settings.get("heartbeat_s", 30.0)))
+        next_beat = time.monotonic() + heartbeat
+        self.watch.setup(interval)
+        while not self._stop.wait(interval):
+            self._tick()
+            try:
+                self.watch.after_tick()
+            except Exception as e:  # noqa: BLE001 - budgets and predictions are extras
+                note = f"run watch: {_one_line(e)}"
+                if note not in self.notes:
+                    self.notes.append(note)
+            if time.monotonic() >= next_beat:
+                next_beat += heartbeat
+                self._heartbeat()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        power = {"gpu": 0.0, "cpu": 0.0, "ram": 0.0}
+        with self._lock:
+            for sensor in self.sensors:
+                try:
+                    reading = sensor.sample(now)
+                    power[sensor.component] += reading.power_w
+                except Exception as e:  # noqa: BLE001 - a sensor must never stop the run
+                    note = f"{sensor.name}: {_one_line(e)}"
+                    if note not in sensor.notes:
+                        sensor.notes.append(note)
+            self.timeline.add([round(now - self.t0, 3), power["gpu"], power["cpu"], power["ram"]])
+
+    def energy_j(self) -> float:
+        """IT energy so far, all sensors (cheap: no accounting)."""
+        with self._lock:
+            return sum(float(getattr(s, "energy_j", 0.0) or 0.0) for s in self.sensors)
+
+    def _heartbeat(self) -> None:
+        record = self.build_record(final=False)
+        self._spool(record)
+        if self.writer.ready.is_set() and not self.writer.failed:
+            self.writer.submit(record)
+
+    # -- the record ----------------------------------------------------------------------
+
+    def _gather_context(self) -> None:
+        from ecotrain.context import current_user, git_state, job_context
+
+        cwd = Path.cwd()
+        commit, dirty = git_state(cwd)
+        self.context = {
+            "user": current_user(self.settings["user"]),
+            "host": socket.gethostname(),
+            "cwd": str(cwd),
+            "git_commit": commit,
+            "git_dirty": dirty,
+            **job_context(os.environ, self.opts.job),
+        }
+
+    def accounted(self, duration: float) -> tuple[dict, dict, list]:
+        """(accounting columns, hardware columns, sensor summaries) for the totals now."""
+        from ecotrain.accounting import account_summaries
+
+        with self._lock:
+            summaries = [s.summary() for s in self.sensors]
+        accounting, hardware = account_summaries(summaries, self.site, duration)
+        return accounting, hardware, summaries
+
+    def build_record(
+        self,
+        final: bool,
+        exit_code: int | None = None,
+        status: str = "running",
+        end_reason: str | None = None,
+        cpu_seconds: float | None = None,
+    ) -> dict:
+        """The run's record now: partial totals while running, final totals at the end."""
+        now = time.monotonic()
+        duration = now - self.t0
+        if final and cpu_seconds is not None:
+            with self._lock:
+                for sensor in self.sensors:
+                    finish = getattr(sensor, "finish", None)
+                    if finish is not None:
+                        try:
+                            finish(cpu_seconds, duration)
+                        except Exception as e:  # noqa: BLE001
+                            sensor.notes.append(f"{sensor.name}: {_one_line(e)}")
+        accounting, hardware, summaries = self.accounted(duration)
+        notes = list(self.notes)
+        for s in summaries:
+            notes.extend(s.notes)
+        notes.extend(f"not used: {r}" for r in self.unavailable)
+        if self.writer.failed:
+            notes.append(self.writer.failed)
+        run = {
+            "run_id": self.run_id,
+            "project": self.settings.get("project", "default"),
+            "pid": os.getpid(),
+            "command": redact_argv(self.opts.argv),
+            "tags": self.opts.tags,
+            "source": self.source,
+            "started_at": self.started_at,
+            "heartbeat_at": utcnow(),
+            "ended_at": utcnow() if final else None,
+            "duration_s": round(duration, 3),
+            "status": status,
+            "exit_code": exit_code,
+            "end_reason": end_reason,
+            "ecotrain_version": __version__,
+            "notes": notes,
+            **self.context,
+            **hardware,
+            **accounting,
+        }
+        run.update(self.watch.record_columns(run, duration))
+        record: dict[str, Any] = {"run": run, "samples": self.timeline.export()}
+        if self.lineage is not None:
+            record.update(self.lineage.record_parts(final=final))
+        # checkpoints logged through the API that no lineage tracker took (see RunWatch)
+        for key, rows in self.watch.checkpoint_parts().items():
+            record[key] = [*(record.get(key) or []), *rows]
+        return record
+
+    def _spool(self, record: dict) -> Path | None:
+        from ecotrain.store.spool import spool
+
+        try:
+            return spool(record, target=self.target)
+        except OSError as e:
+            self.notes.append(f"spool failed: {e.strerror}")
+            return None
+
+    def finish(
+        self,
+        code: int | None,
+        status: str,
+        reason: str | None,
+        cpu_seconds: float | None = None,
+    ) -> dict:
+        """Write the final record (spool first, then the database) and print the summary."""
+        record = self.build_record(
+            final=True, exit_code=code, status=status, end_reason=reason, cpu_seconds=cpu_seconds
+        )
+        spooled = self._spool(record)
+        written = False
+        if self.final_wait_s > FINAL_WRITE_TIMEOUT_S:
+            self.writer.ready.wait(self.final_wait_s)
+        if self.writer.ready.is_set() and not self.writer.failed:
+            self.writer.submit(record)
+            written = self.writer.wait_written(record, self.final_wait_s)
+        if written and spooled is not None:
+            _unlink_if_same(spooled, record)
+        elif spooled is not None:
+            _sync_detached()
+        for sensor in self.sensors:
+            try:
+                sensor.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self.watch.close()
+        if not self.opts.quiet:
+            print(summary_line(record["run"], written or spooled is not None), file=sys.stderr)
+        return record
+
+    def _start_lineage(self, pid: int | None) -> None:
+        try:
+            from ecotrain import lineage
+        except ImportError:
+            return
+        tracker = getattr(lineage, "RunTracker", None)
+        if tracker is None:
+            return
+        try:
+            self.lineage = tracker(
+                run_id=self.run_id,
+                child_pid=pid,
+                uses=self.opts.uses,
+                produces=self.opts.produces,
+                started_at=self.started_at,
+            )
+        except Exception as e:  # noqa: BLE001
+            self.notes.append(f"lineage tracking off: {_one_line(e)}")
+
+    def on_budget_exceeded(self, reason: str) -> None:
+        """Called once when a budget with ``on_budget = "stop"`` is exceeded."""
+
+
+class Monitor(Recorder):
+    """One `ecotrain run`: a :class:`Recorder` plus the child it starts, signals and budgets."""
+
+    def __init__(self, options: RunOptions, site: Any) -> None:
+        super().__init__(options, site)
+        self.child: subprocess.Popen | None = None
+        self.budget_stop: str | None = None
 
     # -- the child ----------------------------------------------------------------------
 
@@ -224,130 +464,29 @@ class Monitor:
             pass
         self.notes.append(f"forwarded {signal.Signals(signum).name} to the child")
 
-    # -- sampling -----------------------------------------------------------------------
-
-    def _sampler(self) -> None:
+    def on_budget_exceeded(self, reason: str) -> None:
+        """Stop the child's process group: SIGTERM now, SIGKILL after the grace period."""
+        if self.child is None or self.budget_stop is not None:
+            return
+        self.budget_stop = reason
+        pid = self.child.pid
         try:
-            from ecotrain.sensors import discover
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        grace = self.opts.budget.grace_s if self.opts.budget else 10.0
 
-            pid = self.child.pid if self.child else None
-            self.sensors, self.unavailable = discover(pid, os.environ, self.settings)
-            now = time.monotonic()
-            for sensor in self.sensors:
-                sensor.start(now)
-        except Exception as e:  # noqa: BLE001 - no sensors is a degraded run, not a dead one
-            self.notes.append(f"sensors failed to start: {_one_line(e)}")
-            self.sensors = []
-        finally:
-            self._sensors_ready.set()
-        interval = max(0.05, float(self.settings.get("sample_interval_s", 1.0)))
-        heartbeat = max(0.5, float(self.settings.get("heartbeat_s", 30.0)))
-        next_beat = time.monotonic() + heartbeat
-        while not self._stop.wait(interval):
-            self._tick()
-            if time.monotonic() >= next_beat:
-                next_beat += heartbeat
-                self._heartbeat()
-
-    def _tick(self) -> None:
-        now = time.monotonic()
-        power = {"gpu": 0.0, "cpu": 0.0, "ram": 0.0}
-        with self._lock:
-            for sensor in self.sensors:
+        def kill_if_alive() -> None:
+            if self.child is not None and self.child.returncode is None:
                 try:
-                    reading = sensor.sample(now)
-                    power[sensor.component] += reading.power_w
-                except Exception as e:  # noqa: BLE001 - a sensor must never stop the run
-                    note = f"{sensor.name}: {_one_line(e)}"
-                    if note not in sensor.notes:
-                        sensor.notes.append(note)
-            self.timeline.add([round(now - self.t0, 3), power["gpu"], power["cpu"], power["ram"]])
+                    os.killpg(pid, signal.SIGKILL)
+                    self.notes.append(f"child still alive {grace:g} s after SIGTERM: SIGKILL")
+                except ProcessLookupError:
+                    pass
 
-    def _heartbeat(self) -> None:
-        record = self.build_record(final=False)
-        self._spool(record)
-        if self.writer.ready.is_set() and not self.writer.failed:
-            self.writer.submit(record)
-
-    # -- the record ----------------------------------------------------------------------
-
-    def _gather_context(self) -> None:
-        from ecotrain.context import current_user, git_state, job_context
-
-        cwd = Path.cwd()
-        commit, dirty = git_state(cwd)
-        self.context = {
-            "user": current_user(self.settings["user"]),
-            "host": socket.gethostname(),
-            "cwd": str(cwd),
-            "git_commit": commit,
-            "git_dirty": dirty,
-            **job_context(os.environ, self.opts.job),
-        }
-
-    def build_record(
-        self,
-        final: bool,
-        exit_code: int | None = None,
-        status: str = "running",
-        end_reason: str | None = None,
-        cpu_seconds: float | None = None,
-    ) -> dict:
-        """The run's record now: partial totals while running, final totals at the end."""
-        from ecotrain.accounting import account_summaries
-
-        now = time.monotonic()
-        duration = now - self.t0
-        with self._lock:
-            if final and cpu_seconds is not None:
-                for sensor in self.sensors:
-                    finish = getattr(sensor, "finish", None)
-                    if finish is not None:
-                        try:
-                            finish(cpu_seconds, duration)
-                        except Exception as e:  # noqa: BLE001
-                            sensor.notes.append(f"{sensor.name}: {_one_line(e)}")
-            summaries = [s.summary() for s in self.sensors]
-        accounting, hardware = account_summaries(summaries, self.site, duration)
-        notes = list(self.notes)
-        for s in summaries:
-            notes.extend(s.notes)
-        notes.extend(f"not used: {r}" for r in self.unavailable)
-        if self.writer.failed:
-            notes.append(self.writer.failed)
-        run = {
-            "run_id": self.run_id,
-            "project": self.settings.get("project", "default"),
-            "pid": os.getpid(),
-            "command": redact_argv(self.opts.argv),
-            "tags": self.opts.tags,
-            "source": "run",
-            "started_at": self.started_at,
-            "heartbeat_at": utcnow(),
-            "ended_at": utcnow() if final else None,
-            "duration_s": round(duration, 3),
-            "status": status,
-            "exit_code": exit_code,
-            "end_reason": end_reason,
-            "ecotrain_version": __version__,
-            "notes": notes,
-            **self.context,
-            **hardware,
-            **accounting,
-        }
-        record: dict[str, Any] = {"run": run, "samples": self.timeline.export()}
-        if self.lineage is not None:
-            record.update(self.lineage.record_parts(final=final))
-        return record
-
-    def _spool(self, record: dict) -> Path | None:
-        from ecotrain.store.spool import spool
-
-        try:
-            return spool(record, target=self.target)
-        except OSError as e:
-            self.notes.append(f"spool failed: {e.strerror}")
-            return None
+        timer = threading.Timer(grace, kill_if_alive)
+        timer.daemon = True
+        timer.start()
 
     # -- the whole run -----------------------------------------------------------------------
 
@@ -355,11 +494,11 @@ class Monitor:
         """Run the child to completion and record it; returns the exit code to use."""
         failed_start = self._start_child()
         previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED}
-        self.writer.start()
-        sampler = threading.Thread(target=self._sampler, name="ecotrain-sampler", daemon=True)
         if failed_start is None:
-            sampler.start()
-        self._start_lineage()
+            self.start(self.child.pid)
+        else:
+            self.writer.start()
+        self._start_lineage(self.child.pid if self.child else None)
         self._gather_context()
 
         cpu_seconds = None
@@ -379,53 +518,13 @@ class Monitor:
                 status = "finished" if code == 0 else "failed"
                 reason = None if code == 0 else f"exit code {code}"
             self.child.returncode = code
-        self._stop.set()
-        self._sensors_ready.wait(timeout=1.0)
-        sampler.join(timeout=0.5)
-        if self.sensors:
-            self._tick()
+            if self.budget_stop is not None:
+                status, reason = "killed", f"{self.budget_stop} ({reason or 'exit code 0'})"
+        self.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-        record = self.build_record(
-            final=True, exit_code=code, status=status, end_reason=reason, cpu_seconds=cpu_seconds
-        )
-        spooled = self._spool(record)
-        written = False
-        if self.writer.ready.is_set() and not self.writer.failed:
-            self.writer.submit(record)
-            written = self.writer.wait_written(record, FINAL_WRITE_TIMEOUT_S)
-        if written and spooled is not None:
-            _unlink_if_same(spooled, record)
-        elif spooled is not None:
-            _sync_detached()
-        for sensor in self.sensors:
-            try:
-                sensor.close()
-            except Exception:  # noqa: BLE001
-                pass
-        if not self.opts.quiet:
-            print(summary_line(record["run"], written or spooled is not None), file=sys.stderr)
+        self.finish(code, status, reason, cpu_seconds)
         return code
-
-    def _start_lineage(self) -> None:
-        try:
-            from ecotrain import lineage
-        except ImportError:
-            return
-        tracker = getattr(lineage, "RunTracker", None)
-        if tracker is None:
-            return
-        try:
-            self.lineage = tracker(
-                run_id=self.run_id,
-                child_pid=self.child.pid if self.child else None,
-                uses=self.opts.uses,
-                produces=self.opts.produces,
-                started_at=self.started_at,
-            )
-        except Exception as e:  # noqa: BLE001
-            self.notes.append(f"lineage tracking off: {_one_line(e)}")
 
 
 def _absolute_target(value: str | None) -> str | None:

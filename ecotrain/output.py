@@ -188,3 +188,57 @@ def print_doctor(report: dict, as_json: bool = False) -> None:
     for key, value in report["accounting"].items():
         console.print(f"  {key:<18} {value}", markup=False)
     console.print(f"[bold]Database[/bold]  {report['database']}")
+
+
+def print_status(rows: list[dict], as_json: bool = False) -> None:
+    """`ecotrain status`: runs in progress, energy so far, mean power, progress, forecast."""
+    from ecotrain.runwatch import fmt_duration
+
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        print("no runs in progress")
+        return
+    out = []
+    for r in rows:
+        duration = r.get("duration_s") or 0.0
+        watts = (r.get("it_energy_kwh") or 0.0) * 3.6e6 / duration if duration else None
+        progress = r.get("progress") or {}
+        pred = r.get("prediction") or {}
+        out.append(
+            [
+                r["run_id"][:12],
+                r.get("project"),
+                r.get("user"),
+                r.get("host"),
+                fmt_duration(duration),
+                fmt_num(r.get("facility_energy_kwh")),
+                fmt_co2(r.get("co2_kg")),
+                fmt_num(watts),
+                f"{progress['fraction']:.0%}" if progress.get("fraction") is not None else "-",
+                fmt_duration(pred.get("remaining_s")) if pred else "-",
+                fmt_num(pred.get("facility_energy_kwh")) if pred else "-",
+                fmt_co2(pred.get("co2_kg")) if pred else "-",
+                f"${pred['cost_usd']:.3g}" if pred.get("cost_usd") is not None else "-",
+            ]
+        )
+    table(
+        [
+            "run",
+            "project",
+            "user",
+            "host",
+            "elapsed",
+            "kWh",
+            "CO2e",
+            "W",
+            "done",
+            "ETA",
+            "kWh at end",
+            "CO2e at end",
+            "$ at end",
+        ],
+        out,
+        title="Runs in progress (as of their last heartbeat)",
+    )

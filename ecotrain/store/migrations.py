@@ -14,8 +14,23 @@ from sqlalchemy.engine import Connection, Engine
 
 from ecotrain.store.schema import SCHEMA_VERSION, meta, metadata
 
+
+def _add_columns(conn: Connection, table: str, columns: dict[str, str]) -> None:
+    """Add columns that are missing (idempotent); types as plain SQL for both dialects."""
+    existing = {c["name"] for c in inspect(conn).get_columns(table)}
+    for name, sql_type in columns.items():
+        if name not in existing:
+            conn.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{name}" {sql_type}')
+
+
+def _v2_progress_prediction(conn: Connection) -> None:
+    # JSON on PostgreSQL; SQLite stores SQLAlchemy's JSON type as text anyway.
+    json_type = "JSON" if conn.dialect.name == "postgresql" else "TEXT"
+    _add_columns(conn, "runs", {"progress": json_type, "prediction": json_type})
+
+
 # version -> step that brings a database from version-1 to version.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_progress_prediction}
 
 
 def current_version(conn: Connection) -> int | None:

@@ -22,7 +22,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -100,6 +100,9 @@ runs = Table(
     Column("ecotrain_version", String(32)),
     Column("data_version", Text),
     Column("notes", JSON),  # ["nvml: GPU 1 vanished at 123 s; kept its last total", ...]
+    # while running: progress reported from inside the run, and the forecast at completion
+    Column("progress", JSON),  # {"kind": "step", "step": 120, "total": 1000, "fraction": 0.12}
+    Column("prediction", JSON),  # {"method", "duration_s", "remaining_s", "co2_kg", ...}
     Index("ix_runs_started_at", "started_at"),
     Index("ix_runs_project_started", "project", "started_at"),
     Index("ix_runs_user", "user"),

@@ -1,0 +1,1 @@
+"""The ecotrain Streamlit dashboard (shipped as the package ecotrain.dashboard)."""

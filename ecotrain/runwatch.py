@@ -1,0 +1,230 @@
+"""What a run learns while it runs: events from inside it, progress, prediction, budget, live line.
+
+One :class:`RunWatch` per :class:`ecotrain.monitor.Recorder`, driven by its sampler thread
+after each tick. It stays cheap: one ``stat`` of the events file per tick, and accounting
+(the only non-trivial step) at most every ``CHECK_PERIOD_S`` and only when a budget or the
+live line needs it. Kept to the stdlib: it is on the run path.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ecotrain.predict import DEFAULT_WARMUP_S, Progress, predict
+from ecotrain.store.records import utcnow
+
+CHECK_PERIOD_S = 0.5
+
+
+class RunWatch:
+    """Events, progress, prediction, budget and the live line of one run."""
+
+    def __init__(self, recorder: Any) -> None:
+        self.rec = recorder
+        self.progress = Progress()
+        self.prediction: dict[str, Any] | None = None
+        self.checkpoints: list[tuple[str, str]] = []  # (absolute path, role) logged by the API
+        self.reader: Any = None
+        self.budget_watch: Any = None
+        self.t0_unix = time.time()
+        self.warmup_s = DEFAULT_WARMUP_S
+        self._next_check = 0.0
+        self._next_live = 0.0
+
+    def setup(self, interval: float) -> None:
+        """Called by the sampler thread once sensors are up."""
+        rec = self.rec
+        self.warmup_s = float(rec.settings.get("predict_warmup_s", DEFAULT_WARMUP_S))
+        budget = getattr(rec.opts, "budget", None)
+        if budget:
+            from ecotrain.budget import BudgetWatch
+
+            self.budget_watch = BudgetWatch(budget)
+        if rec.source == "run":
+            from ecotrain.events import EventReader, events_path
+
+            try:
+                self.reader = EventReader(events_path(rec.run_id))
+            except OSError as e:
+                rec.notes.append(f"events file unavailable: {e.strerror}")
+        live = getattr(rec.opts, "live_every_s", None)
+        if live and not _stderr_is_terminal():
+            rec.opts.live_every_s = None
+        self._next_live = time.monotonic() + (live or 0)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def read_events(self) -> None:
+        """Apply the events appended to the run's events file since the last tick."""
+        if self.reader is None:
+            return
+        for event in self.reader.read_new():
+            self.on_event(event)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Apply one event (see :mod:`ecotrain.events` for the format)."""
+        kind = event.get("type")
+        if kind in ("progress", "epoch"):
+            step = event.get("step", event.get("epoch"))
+            total = event.get("total")
+            if not _is_number(step) or not _is_number(total):
+                return
+            t_unix = event.get("t") if _is_number(event.get("t")) else time.time()
+            elapsed = max(0.0, t_unix - self.t0_unix)
+            self.progress.report(elapsed, self.rec.energy_j(), step, total, kind)
+        elif kind == "checkpoint":
+            path, role = event.get("path"), event.get("role", "produced")
+            if not isinstance(path, str) or role not in ("produced", "consumed"):
+                return
+            lineage = self.rec.lineage
+            log = getattr(lineage, "log_checkpoint", None) if lineage is not None else None
+            if log is not None:
+                log(path, role=role, detected_by="api")
+            elif (path, role) not in self.checkpoints:
+                self.checkpoints.append((path, role))
+
+    # -- after each tick -------------------------------------------------------------------------
+
+    def after_tick(self) -> None:
+        """Read events; check the budget and print the live line when due."""
+        self.read_events()
+        now = time.monotonic()
+        live_every = getattr(self.rec.opts, "live_every_s", None)
+        live_due = bool(live_every) and now >= self._next_live
+        if not (self.budget_watch is not None and now >= self._next_check) and not live_due:
+            return
+        self._next_check = now + CHECK_PERIOD_S
+        duration = now - self.rec.t0
+        accounting, _, _ = self.rec.accounted(duration)
+        if self.budget_watch is not None:
+            for message in self.budget_watch.check(accounting):
+                stop = self.rec.opts.budget.on_budget == "stop"
+                exceeded = message.startswith("budget exceeded")
+                if exceeded and not stop:
+                    message += " (continuing; --on-budget stop would stop the run)"
+                elif exceeded:
+                    message += " - stopping the run (SIGTERM, SIGKILL after "
+                    message += f"{self.rec.opts.budget.grace_s:g} s)"
+                print(f"ecotrain: {message}", file=sys.stderr, flush=True)
+                if exceeded and stop:
+                    self.rec.on_budget_exceeded(self.budget_watch.exceeded)
+        if live_due:
+            self._next_live = now + live_every
+            self._update_prediction(accounting, duration)
+            print(live_line(accounting, duration, self), file=sys.stderr, flush=True)
+
+    def _update_prediction(self, accounting: dict[str, Any], duration: float) -> None:
+        self.prediction = predict(
+            duration,
+            self.rec.energy_j(),
+            self.progress,
+            getattr(self.rec.opts, "expected_duration_s", None),
+            accounting,
+            self.warmup_s,
+        )
+
+    # -- the record ------------------------------------------------------------------------------
+
+    def record_columns(self, run: dict[str, Any], duration: float) -> dict[str, Any]:
+        """The ``progress`` and ``prediction`` columns; the prediction is refreshed while the
+        run is running and kept as last made at the end (what was predicted)."""
+        if run.get("status") == "running":
+            self._update_prediction(run, duration)
+        return {"progress": self.progress.as_dict(), "prediction": self.prediction}
+
+    def checkpoint_parts(self) -> dict[str, Any]:
+        """Checkpoints logged through the API, when no lineage tracker takes them.
+
+        Ids are the schema's provisional ``pending:<host>:<dev>:<inode>:<size>:<mtime_ns>``
+        (a stat, no hashing at the end of a run); lineage resolves them to sha256 later.
+        """
+        if not self.checkpoints:
+            return {}
+        host = socket.gethostname()
+        now = utcnow()
+        checkpoints, links, paths = [], [], []
+        for path, role in self.checkpoints:
+            try:
+                st = os.stat(path)
+            except OSError as e:
+                note = f"checkpoint {path}: {e.strerror}"
+                if note not in self.rec.notes:
+                    self.rec.notes.append(note)
+                continue
+            ckpt_id = f"pending:{host}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+            checkpoints.append(
+                {
+                    "checkpoint_id": ckpt_id,
+                    "name": Path(path).name,
+                    "size_bytes": st.st_size,
+                    "first_seen_at": now,
+                }
+            )
+            links.append(
+                {"checkpoint_id": ckpt_id, "role": role, "path": path, "detected_by": "api"}
+            )
+            paths.append({"checkpoint_id": ckpt_id, "host": host, "path": path, "seen_at": now})
+        return {"checkpoints": checkpoints, "links": links, "paths": paths}
+
+    def close(self) -> None:
+        """The run is over: remove its events file."""
+        if self.reader is not None:
+            self.reader.remove()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """12s, 4m05s, 2h13m."""
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def live_line(run: dict[str, Any], duration: float, watch: RunWatch | None = None) -> str:
+    """One compact progress line: elapsed, energy, CO2e, cost, mean power, progress, forecast."""
+    from ecotrain.monitor import _fmt_co2
+
+    kwh = run.get("facility_energy_kwh") or 0.0
+    watts = (run.get("it_energy_kwh") or 0.0) * 3.6e6 / duration if duration > 0 else 0.0
+    cost = run.get("cost_usd")
+    parts = [
+        f"ecotrain: {fmt_duration(duration)}",
+        f"{kwh:.4g} kWh",
+        _fmt_co2(run.get("co2_kg")),
+        f"${cost:.3g}" if cost is not None else "$?",
+        f"{watts:.0f} W",
+    ]
+    progress = watch.progress.as_dict() if watch else run.get("progress")
+    prediction = watch.prediction if watch else run.get("prediction")
+    if progress:
+        parts.append(
+            f"{progress['fraction']:.0%} ({progress['kind']} {progress['step']:g}/"
+            f"{progress['total']:g})"
+        )
+    if prediction:
+        parts.append(
+            f"ETA {fmt_duration(prediction['remaining_s'])} -> "
+            f"{prediction.get('facility_energy_kwh') or 0:.4g} kWh, "
+            f"{_fmt_co2(prediction.get('co2_kg'))}"
+        )
+    return " · ".join(parts)
