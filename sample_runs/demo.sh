@@ -39,8 +39,15 @@ fi
 # (read from the console script's #! line) unless PYTHON says otherwise.
 if [ -z "${PYTHON:-}" ]; then
   PYTHON=python3
-  shebang=$(head -n1 "$(command -v "$ECOTRAIN")" 2>/dev/null | sed -n 's/^#!\([^ ]*\).*/\1/p')
-  if [ -n "$shebang" ] && [ -x "$shebang" ]; then PYTHON=$shebang; fi
+  script=$(command -v "$ECOTRAIN")
+  interp=$(head -n1 "$script" 2>/dev/null | sed -n 's/^#!\([^ ]*\).*/\1/p')
+  case "$interp" in
+    */sh) # pip's form for long paths: #!/bin/sh, then '''exec' "/path/to/python" "$0" "$@"
+      interp=$(sed -n "2s/^'''exec' \"\([^\"]*\)\".*/\1/p" "$script" 2>/dev/null) ;;
+  esac
+  case "$interp" in
+    */python*) if [ -x "$interp" ]; then PYTHON=$interp; fi ;;
+  esac
 fi
 
 mkdir -p "$DEMO_DIR"
