@@ -275,8 +275,9 @@ def _tick_row(interval: float, ticks: int, estimated: bool, runs: dict) -> dict:
     }
 
 
-# In-process: ecotrain's sensors for a sleeping child, sampled as the monitor's tick does.
-TICK_CODE = """
+# In-process tick cost: each tool's per-tick work, called back to back (10 ms apart) in one
+# process, timed with process_time. Steadier than differences of whole runs.
+ECOTRAIN_TICK = """
 import json, os, subprocess, sys, time
 from ecotrain.sensors import discover
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
@@ -295,22 +296,41 @@ try:
         cpu += time.process_time() - c0
 finally:
     child.kill()
-names = [f"{s.component}: {s.name} ({s.method})" for s in sensors]
-print(json.dumps({"sensors": names, "ticks": n, "cpu_per_tick_ms": 1000 * cpu / n}))
+what = ", ".join(f"{s.component}: {s.name} ({s.method})" for s in sensors) or "no sensors"
+print(json.dumps({"what": what, "ticks": n, "cpu_per_tick_ms": 1000 * cpu / n}))
+"""
+# codecarbon's tick is EmissionsTracker._measure_power_and_energy (private, stable in 2.x-3.x).
+CODECARBON_TICK = """
+import json, sys, time
+from codecarbon.emissions_tracker import OfflineEmissionsTracker
+tracker = OfflineEmissionsTracker(country_iso_code="FRA", measure_power_secs=3600,
+                                  save_to_file=False, log_level="error")
+tracker.start()
+n, cpu = int(sys.argv[1]), 0.0
+for _ in range(n):
+    time.sleep(0.01)
+    c0 = time.process_time()
+    tracker._measure_power_and_energy()
+    cpu += time.process_time() - c0
+tracker.stop()
+what = "OfflineEmissionsTracker._measure_power_and_energy()"
+print(json.dumps({"what": what, "ticks": n, "cpu_per_tick_ms": 1000 * cpu / n}))
 """
 
 
-def sensor_tick_in_process(ticks: int, work: Path) -> dict:
-    """CPU per tick of ecotrain's own sensors, measured inside one process (less noise)."""
-    env = bench_env(work)
-    proc = subprocess.run(
-        [sys.executable, "-c", TICK_CODE, str(ticks)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=work,
-        timeout=300,
-    )
+def tick_in_process(code: str, ticks: int, work: Path) -> dict:
+    """Run one of the in-process tick snippets; its JSON result, or the error."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(ticks)],
+            capture_output=True,
+            text=True,
+            env=bench_env(work),
+            cwd=work,
+            timeout=300,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out"}
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -497,15 +517,22 @@ def render(info: dict, results: dict) -> str:
                 f"{_s(row['cpu_per_tick_ms'], 'ms', 2)} | {_s(row['rss_mb'], 'MB', 1)} |"
             )
         inproc = sampling.get("in_process") or {}
-        if "cpu_per_tick_ms" in inproc:
+        if inproc:
             out += [
                 "",
-                f"ecotrain's sensors sampled in one process ({inproc['ticks']} ticks, 10 ms "
-                f"apart, of a sleeping child): **{inproc['cpu_per_tick_ms']:.3f} ms CPU per "
-                f"tick**; sensors: {', '.join(inproc['sensors']) or 'none'}.",
+                "In one process, each tool's per-tick work called 10 ms apart:",
+                "",
+                "| tool | ticks | CPU per tick | what was sampled |",
+                "|---|---|---|---|",
             ]
-        elif inproc:
-            out += ["", f"ecotrain's in-process tick measurement failed: {inproc['error']}"]
+            for tool, row in inproc.items():
+                if "error" in row:
+                    out.append(f"| {tool} | — | failed | {row['error']} |")
+                else:
+                    out.append(
+                        f"| {tool} | {row['ticks']} | **{row['cpu_per_tick_ms']:.3f} ms** | "
+                        f"{row['what']} |"
+                    )
         out.append("")
     hooks = results.get("hooks")
     if hooks:
@@ -529,7 +556,7 @@ def render(info: dict, results: dict) -> str:
         "wrapper's exit minus the child's last timestamp. "
         "CPU per tick = (median CPU at a fast interval − median CPU at a slow interval) / "
         "ticks per run (a difference of small numbers: noisy on a busy machine; the "
-        "in-process figure is the steadier one for ecotrain). "
+        "in-process figures are the steadier ones). "
         "Regenerate with `python bench/run.py`.",
         "",
     ]
@@ -579,7 +606,10 @@ def main(argv: list[str] | None = None) -> int:
             results["sampling"] = {
                 "child": f"python -c 'time.sleep({args.long_s:g})'",
                 "tools": sampling_cost(args.long_s, args.reps_long, exe, work),
-                "in_process": sensor_tick_in_process(args.ticks, work),
+                "in_process": {
+                    "ecotrain": tick_in_process(ECOTRAIN_TICK, args.ticks, work),
+                    "codecarbon": tick_in_process(CODECARBON_TICK, args.ticks, work),
+                },
             }
     if "hooks" in sections:
         print("other benchmarks", file=sys.stderr)
