@@ -45,6 +45,7 @@ class ProcessTree:
         # key (pid, start ticks) so a recycled pid is not taken for the process we knew
         self._live: dict[int, tuple[int, float]] = {}  # pid -> (starttime, cpu_s)
         self._psutil: dict[int, object] = {}
+        self._paths: dict[int, str] = {}
         self._dead_cpu_s = 0.0
         self.cpu_seconds = 0.0
         self.rss_bytes = 0
@@ -115,6 +116,7 @@ class ProcessTree:
                 self._dead_cpu_s += last_cpu
                 del self._live[pid]
                 self._psutil.pop(pid, None)
+                self._paths.pop(pid, None)
                 if pid == self.pid:
                     self.root_alive = False
                 continue
@@ -128,9 +130,16 @@ class ProcessTree:
 
     def _read_stat(self, pid: int) -> tuple[int, float, int] | None:
         """(start ticks, cpu seconds, rss bytes) from /proc/PID/stat, or None if gone."""
+        path = self._paths.get(pid)
+        if path is None:
+            path = self._paths[pid] = f"{self.proc}/{pid}/stat"
         try:
-            with open(self.proc / str(pid) / "stat", "rb") as f:
-                data = f.read()
+            # os.open/read: a third of the cost of open() with its buffered reader
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                data = os.read(fd, 4096)
+            finally:
+                os.close(fd)
         except OSError:
             return None
         # the command name may hold spaces and parentheses: split after the last ')'
