@@ -283,3 +283,55 @@ def test_tinynet_reports_its_extension() -> None:
         [sys.executable, str(SAMPLES / "tinynet.py"), "--ext"], capture_output=True, text=True
     ).stdout.strip()
     assert out == (".safetensors" if tinynet.HAVE_SAFETENSORS else ".npz")
+
+
+EXAMPLE_DB = SAMPLES / "example.db"
+
+
+@pytest.mark.skipif(not EXAMPLE_DB.exists(), reason="sample_runs/example.db not generated yet")
+def test_example_db_is_small_current_and_holds_the_five_demo_runs() -> None:
+    import sqlite3
+
+    from ecotrain.store.schema import SCHEMA_VERSION
+
+    assert EXAMPLE_DB.stat().st_size < 2 * 2**20
+    # Opened read-only: the test must not migrate the committed file.
+    conn = sqlite3.connect(f"file:{EXAMPLE_DB}?mode=ro", uri=True)
+    try:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        # A schema bump means: regenerate with `python sample_runs/make_example_db.py`.
+        assert int(version[0]) == SCHEMA_VERSION
+        rows = conn.execute(
+            "SELECT project, status, region, cpu_energy_j, co2_kg FROM runs"
+        ).fetchall()
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    finally:
+        conn.close()
+    assert len(rows) == 5
+    assert all(r[:3] == ("demo", "finished", "FRA") and r[3] > 0 and r[4] > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_make_example_db_writes_a_compact_copy(tmp_path: Path) -> None:
+    pytest.importorskip("ecotrain.accounting", reason="`ecotrain run` needs accounting")
+    import sqlite3
+
+    out = tmp_path / "example.db"
+    proc = subprocess.run(
+        [sys.executable, str(SAMPLES / "make_example_db.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PATH": f"{Path(ECOTRAIN).parent}:{os.environ['PATH']}"},
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f"wrote {out}" in proc.stdout and "5 runs" in proc.stdout
+    assert not Path(f"{out}-wal").exists()
+    with sqlite3.connect(out) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'finished'").fetchone() == (
+            5,
+        )
+        assert conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0] > 0
+    # The user's own store (the isolated fixture's) was not touched.
+    assert not Path(os.environ["ECOTRAIN_DB"]).exists()
