@@ -292,13 +292,15 @@ EXAMPLE_DB = SAMPLES / "example.db"
 def test_example_db_is_small_current_and_holds_the_five_demo_runs() -> None:
     import sqlite3
 
-    from ecotrain.store.schema import SCHEMA_VERSION
+    from ecotrain.store.schema import SCHEMA_VERSION, meta
 
     assert EXAMPLE_DB.stat().st_size < 2 * 2**20
     # Opened read-only: the test must not migrate the committed file.
     conn = sqlite3.connect(f"file:{EXAMPLE_DB}?mode=ro", uri=True)
     try:
-        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = conn.execute(
+            f"SELECT value FROM {meta.name} WHERE key = 'schema_version'"
+        ).fetchone()
         # A schema bump means: regenerate with `python sample_runs/make_example_db.py`.
         assert int(version[0]) == SCHEMA_VERSION
         rows = conn.execute(
