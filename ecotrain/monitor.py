@@ -504,6 +504,7 @@ class Monitor(Recorder):
         cpu_seconds = None
         if failed_start is not None:
             code, status, reason = failed_start, "failed_to_start", self.notes[-1]
+            print(f"ecotrain: error: {reason}", file=sys.stderr)
         else:
             # PEP 475: wait4 resumes by itself after a forwarded signal's handler returns.
             _, wait_status, rusage = os.wait4(self.child.pid, 0)
