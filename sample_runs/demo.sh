@@ -93,10 +93,11 @@ step "5/5 merge the two fine-tunes by weight averaging" \
   --tag stage=merge --uses "$LEGAL" --uses "$FINANCE" --produces "$MERGED" \
   -- "$PYTHON" "$HERE/merge.py" "$LEGAL" "$FINANCE" -o "$MERGED"
 
-printf '\n== what reusing checkpoints saved (project demo)\n'
 if "$ECOTRAIN" savings --help >/dev/null 2>&1; then
+  printf '\n== what reusing checkpoints saved (project demo)\n'
   "$ECOTRAIN" savings --project demo
 else
+  printf '\n== the runs recorded (this ecotrain has no `savings` command yet)\n'
   "$ECOTRAIN" runs --project demo
 fi
 
