@@ -456,6 +456,8 @@ def machine_info() -> dict[str, str]:
         "ram": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
         "gpu": gpus,
         "rapl": rapl_state,
+        # Other work on the machine skews every figure: say how busy it was.
+        "load average at start": " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1/5/15 min)",
         "os": platform.platform(),
         "python": platform.python_version(),
         "ecotrain": _version("ecotrain") + (f" (git {commit})" if commit else ""),
