@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from ecotrain.errors import UserError
+from ecotrain.run_cli import parse_tags
 
 app = typer.Typer(
     name="ecotrain",
@@ -58,17 +59,6 @@ def _open_store(db: str | None, readonly: bool = False):
     return store
 
 
-def parse_tags(tags: list[str] | None) -> dict[str, str]:
-    """`--tag k=v` options to a dict; a malformed tag is a user error."""
-    out: dict[str, str] = {}
-    for tag in tags or []:
-        key, sep, value = tag.partition("=")
-        if not sep or not key:
-            raise UserError(f"bad --tag {tag!r}: use key=value")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def parse_when(value: str | None) -> datetime | None:
     """A date option: ISO date/time, or relative like 7d, 12h."""
     if value is None:
@@ -92,76 +82,16 @@ def parse_when(value: str | None) -> datetime | None:
         "allow_extra_args": True,
         "ignore_unknown_options": True,
         "allow_interspersed_args": False,
+        "help_option_names": [],
     }
 )
-def run(
-    ctx: typer.Context,
-    project: Annotated[str | None, typer.Option(help="Project the run belongs to.")] = None,
-    tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
-    region: Annotated[str | None, typer.Option(help="Grid region: FRA, USA/CA, CAN/QC…")] = None,
-    pue: Annotated[float | None, typer.Option(help="Site PUE (default 1.56).")] = None,
-    intensity: Annotated[
-        float | None, typer.Option(help="Override grid intensity, g CO2e/kWh.")
-    ] = None,
-    job: Annotated[str | None, typer.Option(help="Group runs into a job.")] = None,
-    uses: Annotated[list[str] | None, typer.Option(help="Checkpoint used (path or HF id).")] = None,
-    produces: Annotated[list[str] | None, typer.Option(help="Checkpoint produced.")] = None,
-    db: DbOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")] = False,
-    # budgets, prediction, live line (see ecotrain.budget, ecotrain.runwatch)
-    budget_co2: Annotated[str | None, typer.Option(help="CO2e budget: 50kg, 500g.")] = None,
-    budget_usd: Annotated[str | None, typer.Option(help="Dollar budget: 200.")] = None,
-    budget_kwh: Annotated[str | None, typer.Option(help="Facility energy budget: 3kWh.")] = None,
-    on_budget: Annotated[
-        str | None, typer.Option(help="warn (default) | stop: SIGTERM the command.")
-    ] = None,
-    budget_grace: Annotated[
-        str | None, typer.Option(help="SIGTERM to SIGKILL delay when stopping (10s).")
-    ] = None,
-    expected_duration: Annotated[
-        str | None, typer.Option(help="Expected run time (2h) for the prediction.")
-    ] = None,
-    live: Annotated[
-        bool, typer.Option("--live", help="Progress line on stderr (terminal only).")
-    ] = False,
-    live_every: Annotated[float, typer.Option(help="Seconds between live lines.")] = 10.0,
-) -> None:
-    """Run COMMAND and record its energy, CO2e and cost: ecotrain run [OPTIONS] -- COMMAND…"""
-    argv = list(ctx.args)
-    if not argv:
-        fail("no command given: ecotrain run [OPTIONS] -- python train.py …")
-    if argv[0].startswith("-") and "--" not in sys.argv[: sys.argv.index(argv[0])]:
-        fail(f"no such option: {argv[0]} (options of ecotrain go before the command)")
-    from ecotrain.accounting import site_from_settings
-    from ecotrain.monitor import Monitor, RunOptions
+def run(ctx: typer.Context) -> None:
+    """Run COMMAND and record its energy, CO2e and cost (ecotrain run --help for options)."""
+    # Normally main() dispatches `run` before Typer loads; this keeps `ecotrain --help` and
+    # app-level invocations (tests, python -m) on the same parser.
+    from ecotrain.run_cli import main as run_main
 
-    settings = _settings(
-        project=project, region=region, pue=pue, intensity=intensity, **{"database.url": db}
-    )
-    site = site_from_settings(settings.flat())
-    from ecotrain.budget import budget_from, parse_duration_s
-
-    budget = budget_from(
-        settings,
-        {"co2": budget_co2, "usd": budget_usd, "kwh": budget_kwh},
-        on_budget,
-        budget_grace,
-    )
-    options = RunOptions(
-        argv=argv,
-        settings=settings,
-        tags=parse_tags(tag),
-        job=job,
-        uses=uses or [],
-        produces=produces or [],
-        quiet=quiet,
-        budget=budget or None,
-        expected_duration_s=(
-            parse_duration_s(expected_duration, "expected duration") if expected_duration else None
-        ),
-        live_every_s=max(0.5, live_every) if live else None,
-    )
-    raise typer.Exit(Monitor(options, site).run())
+    raise typer.Exit(run_main(list(ctx.args)))
 
 
 @app.command("runs")
@@ -367,6 +297,45 @@ def status_cmd(
     store = _open_store(db)
     rows = list_runs(store.engine, RunFilter(project=project, status="running"), limit=1000)
     print_status(rows, as_json=as_json)
+
+
+# --- dashboard ---
+
+
+@app.command()
+def dashboard(
+    db: DbOpt = None,
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    host: Annotated[
+        str, typer.Option(help="Address to bind (default: this machine only).")
+    ] = "127.0.0.1",
+) -> None:
+    """Open the lab dashboard (Streamlit) on the database, read-only."""
+    import os
+    import subprocess
+    from importlib.resources import as_file, files
+
+    from ecotrain.dashboard import DB_ENV
+    from ecotrain.store.engine import mask_url, resolve_url
+
+    url = resolve_url(_settings(**{"database.url": db})["database.url"])
+    with as_file(files("ecotrain.dashboard") / "app.py") as app_path:
+        if not app_path.is_file():
+            fail(f"the dashboard app is missing from this install ({app_path})", code=1)
+        argv = [
+            sys.executable, "-m", "streamlit", "run", str(app_path),
+            "--server.port", str(port),
+            "--server.address", host,
+            "--server.headless", "true",
+            "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "minimal",  # no "Deploy" button on a lab tool
+        ]  # fmt: skip
+        print(f"ecotrain dashboard on http://{host}:{port}/ · {mask_url(url)}", file=sys.stderr)
+        try:
+            code = subprocess.call(argv, env={**os.environ, DB_ENV: url})
+        except KeyboardInterrupt:
+            code = 0
+    raise typer.Exit(code)
 
 
 def main() -> None:

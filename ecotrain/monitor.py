@@ -202,6 +202,7 @@ class Recorder:
         self.started_at = utcnow()
         self.t0 = time.monotonic()
         self.context: dict[str, Any] = {}
+        self._git_thread: threading.Thread | None = None
         self.target = _absolute_target(self.settings["database.url"])
         self.writer = BackgroundWriter(self.target)
         self.lineage: Any = None
@@ -288,15 +289,21 @@ class Recorder:
         from ecotrain.context import current_user, git_state, job_context
 
         cwd = Path.cwd()
-        commit, dirty = git_state(cwd)
         self.context = {
             "user": current_user(self.settings["user"]),
             "host": socket.gethostname(),
             "cwd": str(cwd),
-            "git_commit": commit,
-            "git_dirty": dirty,
             **job_context(os.environ, self.opts.job),
         }
+
+        # git can take seconds in a big work tree: read it beside the child, never before
+        # or after it.
+        def read_git() -> None:
+            commit, dirty = git_state(cwd)
+            self.context.update(git_commit=commit, git_dirty=dirty)
+
+        self._git_thread = threading.Thread(target=read_git, name="ecotrain-git", daemon=True)
+        self._git_thread.start()
 
     def accounted(self, duration: float) -> tuple[dict, dict, list]:
         """(accounting columns, hardware columns, sensor summaries) for the totals now."""
@@ -380,6 +387,8 @@ class Recorder:
         cpu_seconds: float | None = None,
     ) -> dict:
         """Write the final record (spool first, then the database) and print the summary."""
+        if self._git_thread is not None:
+            self._git_thread.join(timeout=0.2)
         record = self.build_record(
             final=True, exit_code=code, status=status, end_reason=reason, cpu_seconds=cpu_seconds
         )
@@ -562,23 +571,14 @@ def _sync_detached() -> None:
         pass
 
 
-def _fmt_co2(kg: float | None) -> str:
-    if kg is None:
-        return "? CO2e"
-    if kg < 1:
-        return f"{kg * 1000:.3g} g CO2e"
-    return f"{kg:.3g} kg CO2e"
-
-
 def summary_line(run: dict, recorded: bool) -> str:
     """The one line printed on stderr at the end of a run."""
-    kwh = run.get("it_energy_kwh") or 0.0
-    facility = run.get("facility_energy_kwh") or 0.0
-    cost = run.get("cost_usd")
-    cost_text = f"${cost:.4g}" if cost is not None else "$?"
+    from ecotrain.units import fmt_co2, fmt_duration, fmt_energy, fmt_usd
+
     where = "" if recorded else " (NOT recorded: see notes)"
     return (
-        f"ecotrain: {run['duration_s']:.1f} s · {facility:.4g} kWh (IT {kwh:.4g} kWh, "
-        f"PUE {run.get('pue') or '?'}) · {_fmt_co2(run.get('co2_kg'))} · {cost_text} · "
-        f"run {run['run_id'][:12]} [{run['status']}]{where}"
+        f"ecotrain: {fmt_duration(run['duration_s'])} · "
+        f"{fmt_energy(run.get('facility_energy_kwh'))} (IT {fmt_energy(run.get('it_energy_kwh'))}"
+        f" x PUE {run.get('pue') or '?'}) · {fmt_co2(run.get('co2_kg'))} CO2e · "
+        f"{fmt_usd(run.get('cost_usd'))} · run {run['run_id'][:12]} [{run['status']}]{where}"
     )

@@ -12,7 +12,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False, soft_wrap=True)
+from ecotrain.units import fmt_co2, fmt_duration, fmt_energy, fmt_usd
+
+# In a pipe Rich would wrap tables at 80 columns; scripts reading us want whole lines.
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 def _json_default(value: Any) -> Any:
@@ -31,13 +34,6 @@ def fmt_num(value: float | None, digits: int = 3) -> str:
     if value is None:
         return "-"
     return f"{value:.{digits}g}"
-
-
-def fmt_co2(kg: float | None) -> str:
-    """CO2e in g or kg."""
-    if kg is None:
-        return "unknown"
-    return f"{kg * 1000:.3g} g" if abs(kg) < 1 else f"{kg:.3g} kg"
 
 
 def fmt_time(value: datetime | None) -> str:
@@ -64,17 +60,27 @@ def print_runs(rows: list[dict], as_json: bool = False) -> None:
         console.print("no runs yet: try `ecotrain run -- python train.py`")
         return
     table(
-        ["run", "started (UTC)", "project", "status", "dur s", "kWh", "CO2e", "USD", "command"],
+        [
+            "run",
+            "started (UTC)",
+            "project",
+            "status",
+            "duration",
+            "energy",
+            "CO2e",
+            "cost",
+            "command",
+        ],
         [
             (
                 r["run_id"][:12],
                 fmt_time(r["started_at"]),
                 r["project"],
                 r["status"] + (f" ({r['exit_code']})" if r.get("exit_code") else ""),
-                fmt_num(r.get("duration_s")),
-                fmt_num(r.get("facility_energy_kwh")),
+                fmt_duration(r.get("duration_s")),
+                fmt_energy(r.get("facility_energy_kwh")),
                 fmt_co2(r.get("co2_kg")),
-                fmt_num(r.get("cost_usd")),
+                fmt_usd(r.get("cost_usd")),
                 " ".join(r.get("command") or [])[:60],
             )
             for r in rows
@@ -102,9 +108,9 @@ def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
         ("GPU energy", _energy(run, "gpu")),
         ("CPU energy", _energy(run, "cpu")),
         ("RAM energy", _energy(run, "ram")),
-        ("IT energy", f"{fmt_num(run.get('it_energy_kwh'))} kWh"),
+        ("IT energy", fmt_energy(run.get("it_energy_kwh"))),
         ("PUE", f"{run.get('pue')} ({run.get('pue_source')})"),
-        ("facility energy", f"{fmt_num(run.get('facility_energy_kwh'))} kWh"),
+        ("facility energy", fmt_energy(run.get("facility_energy_kwh"))),
         (
             "grid intensity",
             f"{fmt_num(run.get('intensity_g_per_kwh'))} g/kWh, {run.get('region')} "
@@ -113,7 +119,7 @@ def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
         ("CO2e", fmt_co2(run.get("co2_kg"))),
         (
             "cost",
-            f"${fmt_num(run.get('cost_usd'))} ({run.get('cost_method')} at {run.get('price')}, "
+            f"{fmt_usd(run.get('cost_usd'))} ({run.get('cost_method')} at {run.get('price')}, "
             f"{run.get('price_source')})",
         ),
         (
@@ -192,7 +198,7 @@ def print_doctor(report: dict, as_json: bool = False) -> None:
 
 def print_status(rows: list[dict], as_json: bool = False) -> None:
     """`ecotrain status`: runs in progress, energy so far, mean power, progress, forecast."""
-    from ecotrain.runwatch import fmt_duration
+    from ecotrain.units import fmt_duration
 
     if as_json:
         print_json(rows)

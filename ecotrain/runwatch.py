@@ -188,30 +188,18 @@ def _stderr_is_terminal() -> bool:
         return False
 
 
-def fmt_duration(seconds: float | None) -> str:
-    """12s, 4m05s, 2h13m."""
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
 def live_line(run: dict[str, Any], duration: float, watch: RunWatch | None = None) -> str:
     """One compact progress line: elapsed, energy, CO2e, cost, mean power, progress, forecast."""
-    from ecotrain.monitor import _fmt_co2
+    from ecotrain.units import fmt_co2, fmt_duration, fmt_energy, fmt_usd
 
     kwh = run.get("facility_energy_kwh") or 0.0
     watts = (run.get("it_energy_kwh") or 0.0) * 3.6e6 / duration if duration > 0 else 0.0
     cost = run.get("cost_usd")
     parts = [
         f"ecotrain: {fmt_duration(duration)}",
-        f"{kwh:.4g} kWh",
-        _fmt_co2(run.get("co2_kg")),
-        f"${cost:.3g}" if cost is not None else "$?",
+        fmt_energy(kwh),
+        fmt_co2(run.get("co2_kg")),
+        fmt_usd(cost),
         f"{watts:.0f} W",
     ]
     progress = watch.progress.as_dict() if watch else run.get("progress")
@@ -224,7 +212,7 @@ def live_line(run: dict[str, Any], duration: float, watch: RunWatch | None = Non
     if prediction:
         parts.append(
             f"ETA {fmt_duration(prediction['remaining_s'])} -> "
-            f"{prediction.get('facility_energy_kwh') or 0:.4g} kWh, "
-            f"{_fmt_co2(prediction.get('co2_kg'))}"
+            f"{fmt_energy(prediction.get('facility_energy_kwh'))}, "
+            f"{fmt_co2(prediction.get('co2_kg'))}"
         )
     return " · ".join(parts)

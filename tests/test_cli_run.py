@@ -40,7 +40,7 @@ def test_child_flags_reach_the_child_untouched(db_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == args
     # The summary line goes to stderr, never into the child's stdout.
-    assert "ecotrain:" in result.stderr and "kWh" in result.stderr
+    assert "ecotrain:" in result.stderr and "Wh" in result.stderr and "CO2e" in result.stderr
 
 
 def test_stdin_stdout_and_env(db_path: Path) -> None:

@@ -86,6 +86,9 @@ def make_engine(url: str, *, readonly: bool = False, timeout_s: float = 30.0) ->
                 cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
             cur.execute("PRAGMA foreign_keys=ON")
+            if readonly:
+                # A reader (the dashboard, reports) must never write, even by mistake.
+                cur.execute("PRAGMA query_only=ON")
             cur.close()
 
         return engine
@@ -93,7 +96,10 @@ def make_engine(url: str, *, readonly: bool = False, timeout_s: float = 30.0) ->
         return create_engine(
             url,
             pool_pre_ping=True,
-            connect_args={"connect_timeout": max(1, int(timeout_s))},
+            connect_args={
+                "connect_timeout": max(1, int(timeout_s)),
+                **({"options": "-c default_transaction_read_only=on"} if readonly else {}),
+            },
         )
     except ModuleNotFoundError:
         raise UserError('PostgreSQL needs psycopg: pip install "ecotrain[postgres]"') from None

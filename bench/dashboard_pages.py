@@ -1,0 +1,69 @@
+"""Time every dashboard page on a large database, through Streamlit's AppTest.
+
+    python bench/gen_dashboard_db.py /tmp/dash-bench.db
+    python bench/dashboard_pages.py /tmp/dash-bench.db [--period all]
+
+For each page: "cold" is a render with st.cache_data cleared (every SQL query runs), "warm"
+the same render again (loaders served from the cache, TTL 60 s). Target: cold < 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from importlib.resources import files
+
+PAGES = {
+    "Overview": "views/overview.py",
+    "Runs": "views/runs.py",
+    "Run detail": "views/run_detail.py",
+    "Checkpoints & savings": "views/checkpoints.py",
+    "Breakdowns": "views/breakdowns.py",
+    "Method": "views/method.py",
+}
+
+
+def time_page(app: str, page: str, period: str, repeat: int) -> tuple[float, float]:
+    """(median cold seconds, median warm seconds) for one page."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    cold, warm = [], []
+    for _ in range(repeat):
+        at = AppTest.from_file(app, default_timeout=120)
+        at.query_params["period"] = period
+        at.run()
+        at.switch_page(page)
+        st.cache_data.clear()
+        t0 = time.perf_counter()
+        at.run()
+        cold.append(time.perf_counter() - t0)
+        if at.exception:
+            raise RuntimeError(f"{page}: {at.exception[0].value}")
+        t0 = time.perf_counter()
+        at.run()
+        warm.append(time.perf_counter() - t0)
+    return statistics.median(cold), statistics.median(warm)
+
+
+def main() -> None:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("db")
+    parser.add_argument("--period", default="all", help="7d, 30d, 90d, 365d or all")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    os.environ["ECOTRAIN_DASHBOARD_DB"] = args.db
+    app = str(files("ecotrain.dashboard") / "app.py")
+    time_page(app, PAGES["Method"], args.period, 1)  # warm the imports, not timed
+    print(f"period={args.period}, median of {args.repeat}, seconds")
+    print(f"{'page':<24}{'cold':>8}{'warm':>8}")
+    for name, page in PAGES.items():
+        cold, warm = time_page(app, page, args.period, args.repeat)
+        print(f"{name:<24}{cold:>8.2f}{warm:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()

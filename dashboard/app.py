@@ -1,0 +1,39 @@
+"""ecotrain's lab dashboard: `ecotrain dashboard` runs this file with Streamlit.
+
+Small on purpose: the shared filters live in the sidebar here (so they survive page
+switches), each page is one file in views/ (views/__init__.py says why not pages/), and all
+data comes through common.py's cached loaders over ecotrain.store.aggregates.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ecotrain.dashboard import common
+
+st.set_page_config(page_title="ecotrain", page_icon=":material/eco:", layout="wide")
+
+PAGES = [
+    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("views/runs.py", title="Runs", icon=":material/list:", url_path="runs"),
+    st.Page("views/run_detail.py", title="Run detail", icon=":material/bolt:", url_path="run"),
+    st.Page(
+        "views/checkpoints.py",
+        title="Checkpoints & savings",
+        icon=":material/account_tree:",
+        url_path="checkpoints",
+    ),
+    st.Page(
+        "views/breakdowns.py",
+        title="Breakdowns",
+        icon=":material/pie_chart:",
+        url_path="breakdowns",
+    ),
+    st.Page("views/method.py", title="Method", icon=":material/menu_book:", url_path="method"),
+]
+
+page = st.navigation(PAGES)
+url = common.db_url()
+st.session_state["db_url"] = url
+common.sidebar_filters(url)
+page.run()

@@ -1,0 +1,368 @@
+"""What every dashboard page shares: the database, cached loaders, the shared filters.
+
+Data comes from :mod:`ecotrain.store.aggregates` (plain SQL aggregations, tested without
+Streamlit). Each loader here is an ``st.cache_data(ttl=60)`` wrapper that takes the database
+URL string and a hashable filter key, so a cached result is never served for another
+database or another filter.
+
+The engine is cached per URL with ``st.cache_resource``: a SQLAlchemy engine is a
+thread-safe pool that hands each script thread its own connection, so no SQLite
+connection is ever shared across threads (the engine only reuses a connection after it
+has been returned). The engine is read-only (SQLite ``query_only``, PostgreSQL
+``default_transaction_read_only``): the dashboard never migrates or writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import streamlit as st
+
+from ecotrain.dashboard import DB_ENV
+from ecotrain.store import aggregates as agg
+from ecotrain.store.queries import RunFilter
+from ecotrain.units import fmt, fmt_co2, fmt_usd  # noqa: F401 - the views format through c.*
+
+TTL_S = 60
+
+PERIODS: dict[str, int | None] = {
+    "7d": 7,
+    "30d": 30,
+    "90d": 90,
+    "365d": 365,
+    "all": None,
+}
+PERIOD_LABELS = {
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
+    "90d": "Last 90 days",
+    "365d": "Last 12 months",
+    "all": "All time",
+}
+ALL = "All"
+EMPTY_MESSAGE = "No runs yet. Record one with `ecotrain run -- python train.py`."
+
+# A filter key: a hashable, picklable stand-in for a RunFilter, so cache_data can key on it.
+FilterKey = tuple
+
+
+# -- database ---------------------------------------------------------------------------------
+
+
+def db_url() -> str:
+    """The database the dashboard shows: $ECOTRAIN_DASHBOARD_DB, else the configured one."""
+    from ecotrain.store.engine import resolve_url
+
+    value = os.environ.get(DB_ENV)
+    if not value:
+        from ecotrain.config import load_settings
+
+        value = load_settings()["database.url"]
+    return resolve_url(value)
+
+
+@st.cache_resource(show_spinner=False)
+def _engine(url: str):
+    return agg.readonly_engine(url)
+
+
+def engine(url: str):
+    """The cached read-only engine for ``url`` (raises agg.NoDatabase if the file is absent)."""
+    return _engine(url)
+
+
+# -- filters ----------------------------------------------------------------------------------
+
+
+def filter_key(flt: RunFilter) -> FilterKey:
+    """A RunFilter as a hashable tuple (the cache key of every loader)."""
+    return tuple(
+        (f.name, tuple(sorted(v.items())) if isinstance(v, dict) else _freeze(v))
+        for f in dataclasses.fields(flt)
+        for v in [getattr(flt, f.name)]
+    )
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def from_key(key: FilterKey) -> RunFilter:
+    """The RunFilter a filter key stands for."""
+    values = dict(key)
+    values["tags"] = dict(values.get("tags") or ())
+    for name in ("projects", "run_ids"):
+        if values.get(name) is not None:
+            values[name] = list(values[name])
+    return RunFilter(**values)
+
+
+def _hour(now: datetime | None = None) -> datetime:
+    # Period bounds are rounded to the hour, so the cache keys stay stable between reruns.
+    from ecotrain.store.records import utcnow
+
+    return (now or utcnow()).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+def period_bounds(period: str) -> tuple[datetime | None, datetime | None]:
+    """(since, previous-period since) for a period name; None for "all"."""
+    days = PERIODS.get(period)
+    if days is None:
+        return None, None
+    since = _hour() - timedelta(days=days)
+    return since, since - timedelta(days=days)
+
+
+def init_filters() -> None:
+    """Seed the shared filters from the URL's query parameters (once per session)."""
+    if st.session_state.get("_filters_ready"):
+        return
+    qp = st.query_params
+    period = qp.get("period", "30d")
+    st.session_state["f_period"] = period if period in PERIODS else "30d"
+    st.session_state["f_project"] = qp.get("project", ALL)
+    st.session_state["f_user"] = qp.get("user", ALL)
+    st.session_state["_filters_ready"] = True
+
+
+def sync_query_params() -> None:
+    """Write the shared filters into the URL, so the view can be linked."""
+    values = {
+        "period": st.session_state.get("f_period", "30d"),
+        "project": st.session_state.get("f_project", ALL),
+        "user": st.session_state.get("f_user", ALL),
+    }
+    for name, value in values.items():
+        default = "30d" if name == "period" else ALL
+        if value == default:
+            if name in st.query_params:
+                del st.query_params[name]
+        elif st.query_params.get(name) != value:
+            st.query_params[name] = value
+
+
+def sidebar_filters(url: str) -> None:
+    """The shared filters (period, project, user) in the sidebar."""
+    init_filters()
+    options = load_options(url)
+    projects = [ALL, *options["project"]]
+    users = [ALL, *options["user"]]
+    # A linked value that no longer exists falls back to All rather than erroring.
+    if st.session_state.get("f_project") not in projects:
+        st.session_state["f_project"] = ALL
+    if st.session_state.get("f_user") not in users:
+        st.session_state["f_user"] = ALL
+    with st.sidebar:
+        st.selectbox("Period", list(PERIODS), key="f_period", format_func=PERIOD_LABELS.__getitem__)
+        st.selectbox("Project", projects, key="f_project")
+        st.selectbox("User", users, key="f_user")
+        st.caption(f"Database: `{_masked(url)}`")
+    sync_query_params()
+
+
+def _masked(url: str) -> str:
+    from ecotrain.store.engine import mask_url
+
+    return mask_url(url)
+
+
+def shared_filter(**extra: Any) -> RunFilter:
+    """The RunFilter of the shared filters (plus page-specific fields)."""
+    since, _ = period_bounds(st.session_state.get("f_period", "30d"))
+    project = st.session_state.get("f_project", ALL)
+    user = st.session_state.get("f_user", ALL)
+    values: dict[str, Any] = {
+        "since": since,
+        "project": None if project == ALL else project,
+        "user": None if user == ALL else user,
+    }
+    values.update(extra)
+    return RunFilter(**values)
+
+
+def previous_filter(flt: RunFilter) -> RunFilter | None:
+    """The same filter over the period just before (None for "all")."""
+    since, prev = period_bounds(st.session_state.get("f_period", "30d"))
+    if since is None:
+        return None
+    return dataclasses.replace(flt, since=prev, until=since)
+
+
+# -- state of the database --------------------------------------------------------------------
+
+
+def database_state(url: str) -> str:
+    """'ok', 'empty' (no file, no schema or no runs) or an error line."""
+    try:
+        total = load_run_count(url)
+    except agg.NoDatabase:
+        return "empty"
+    except Exception as e:  # noqa: BLE001 - shown to the user, not raised
+        return f"cannot read the database: {type(e).__name__}: {str(e).splitlines()[0]}"
+    return "ok" if total else "empty"
+
+
+def require_data(url: str) -> None:
+    """Show the empty state (or the error) and stop the page when there is nothing to show."""
+    state = database_state(url)
+    if state == "empty":
+        st.info(EMPTY_MESSAGE, icon=":material/science:")
+        st.stop()
+    if state != "ok":
+        st.error(state)
+        st.stop()
+
+
+# -- cached loaders ---------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_run_count(url: str) -> int:
+    """How many runs the database holds (0 for a database without the schema)."""
+    eng = engine(url)
+    if not agg.has_runs_table(eng):
+        return 0
+    return int(agg.totals(eng, RunFilter())["runs"])
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_options(url: str) -> dict[str, list[str]]:
+    """Distinct projects, users, hosts, statuses."""
+    if database_state(url) != "ok":
+        return {"project": [], "user": [], "host": [], "status": []}
+    return agg.filter_options(engine(url))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_totals(url: str, key: FilterKey) -> dict[str, float]:
+    """Totals for a filter."""
+    return agg.totals(engine(url), from_key(key))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_trend(url: str, key: FilterKey) -> list[dict[str, Any]]:
+    """Weekly sums for a filter."""
+    return agg.weekly_trend(engine(url), from_key(key))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_breakdown(url: str, key: FilterKey, by: str, limit: int | None = None) -> list[dict]:
+    """Sums grouped by one column."""
+    return agg.breakdown(engine(url), from_key(key), by, limit)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_runs_page(
+    url: str, key: FilterKey, sort: str, descending: bool, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of runs and the total matching."""
+    return agg.page_runs(
+        engine(url), from_key(key), sort=sort, descending=descending, limit=limit, offset=offset
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_run_detail(url: str, run_id: str) -> dict[str, Any]:
+    """One run with its timeline and checkpoints (raises RunNotFound)."""
+    return agg.run_detail(engine(url), run_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_checkpoints(
+    url: str, key: FilterKey, search: str | None, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of checkpoints."""
+    return agg.checkpoint_table(
+        engine(url), from_key(key), search=search, limit=limit, offset=offset
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_checkpoint_runs(url: str, checkpoint_id: str) -> list[dict[str, Any]]:
+    """Runs that produced or consumed one checkpoint."""
+    return agg.checkpoint_runs(engine(url), checkpoint_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_lineage(url: str) -> list[dict[str, Any]]:
+    """All checkpoint-to-checkpoint edges."""
+    return agg.lineage_edges(engine(url))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_names(url: str, ids: tuple[str, ...]) -> dict[str, str]:
+    """Display names of checkpoints."""
+    return agg.checkpoint_names(engine(url), list(ids))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_sources(url: str, key: FilterKey) -> dict[str, list[dict[str, Any]]]:
+    """Accounting inputs in use."""
+    return agg.sources_in_use(engine(url), from_key(key))
+
+
+def savings_module():
+    """ecotrain.savings, or None where it is not installed (then say so on the page)."""
+    try:
+        from ecotrain import savings
+    except ImportError:
+        return None
+    return savings
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_avoided(url: str, key: FilterKey, mode: str) -> list[dict[str, Any]]:
+    """What reusing checkpoints avoided for the runs in scope, one dict per checkpoint."""
+    savings = savings_module()
+    if savings is None:
+        return []
+    rows = savings.avoided_for_runs(engine(url), from_key(key), mode=mode)
+    return [_plain(a) for a in rows]
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_footprint(url: str, checkpoint_id: str) -> dict[str, Any] | None:
+    """A checkpoint's footprint as a dict (None when unknown or savings is missing)."""
+    savings = savings_module()
+    if savings is None:
+        return None
+    fp = savings.checkpoint_footprint(engine(url), checkpoint_id)
+    return _plain(fp) if fp is not None else None
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return obj
+
+
+def avoided_totals(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Summed avoided energy, CO2e and cost (unknown parts count as nothing avoided)."""
+    out = {"energy_kwh": 0.0, "co2_kg": 0.0, "cost_usd": 0.0}
+    for r in rows:
+        for k in out:
+            out[k] += r.get(k) or 0.0
+    return out
+
+
+# -- formatting -------------------------------------------------------------------------------
+
+
+def delta(now: float | None, before: float | None) -> str | None:
+    """Change vs the previous period, as a percent string for st.metric (None if n/a)."""
+    if before is None or now is None:
+        return None
+    if not before:
+        return None if not now else "new"
+    return f"{(now - before) / before * 100:+.0f}% vs previous period"
+
+
+def date_to_dt(d: date | None, end: bool = False) -> datetime | None:
+    """A date widget's value as a naive UTC datetime (end-of-day exclusive bound if end)."""
+    if d is None:
+        return None
+    dt = datetime(d.year, d.month, d.day)
+    return dt + timedelta(days=1) if end else dt

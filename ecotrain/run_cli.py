@@ -1,0 +1,149 @@
+"""`ecotrain run`'s own option parser: argparse, so the child starts before Typer loads.
+
+Typer (with the pydantic it now imports) costs ~170 ms at start-up on a 2-core machine; the
+run path's budget is 300 ms in all. So ``ecotrain.cli.main`` sends ``ecotrain run …`` here
+without importing Typer, and the Typer app's ``run`` command (listed in ``ecotrain --help``)
+forwards to :func:`main` too: the options are defined once, below.
+
+Everything from the first word that is not an option of ours (or after ``--``) is the child's
+command, untouched: ``ecotrain run python train.py --help`` shows train.py's help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ecotrain.errors import UserError
+
+USAGE = "ecotrain run [OPTIONS] [--] COMMAND [ARGS]..."
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as every user mistake
+        raise UserError(
+            f"{message} (options of ecotrain go before the command; see ecotrain run --help)"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of `ecotrain run`."""
+    p = _Parser(
+        prog="ecotrain run",
+        usage=USAGE,
+        description="Run COMMAND and record its energy, CO2e and cost.",
+        allow_abbrev=False,
+    )
+    p.add_argument("--project", help="project the run belongs to")
+    p.add_argument(
+        "--tag", action="append", default=[], metavar="KEY=VALUE", help="tag the run (repeatable)"
+    )
+    p.add_argument("--region", help="grid region: FRA, USA/CA, CAN/QC, ...")
+    p.add_argument("--pue", type=float, help="site PUE (default 1.56, stated in the record)")
+    p.add_argument("--intensity", type=float, help="override grid intensity, g CO2e/kWh")
+    p.add_argument("--job", help="group runs into a job (default: SLURM/torchrun ids)")
+    p.add_argument(
+        "--uses",
+        action="append",
+        default=[],
+        metavar="PATH_OR_HF_ID",
+        help="checkpoint the run starts from (repeatable)",
+    )
+    p.add_argument(
+        "--produces",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="checkpoint the run writes (repeatable)",
+    )
+    p.add_argument("--db", help="SQLite path or database URL (default: $ECOTRAIN_DB)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    p.add_argument("--budget-co2", help="CO2e budget: 50kg, 500g")
+    p.add_argument("--budget-usd", help="dollar budget: 200")
+    p.add_argument("--budget-kwh", help="facility energy budget: 3kWh")
+    p.add_argument(
+        "--on-budget",
+        choices=["warn", "stop"],
+        help="warn (default) or stop: SIGTERM the command at 100%%",
+    )
+    p.add_argument("--budget-grace", help="SIGTERM to SIGKILL delay when stopping (10s)")
+    p.add_argument("--expected-duration", help="expected run time (2h), for the prediction")
+    p.add_argument("--live", action="store_true", help="progress line on stderr (terminal)")
+    p.add_argument("--live-every", type=float, default=10.0, help="seconds between lines")
+    p.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return p
+
+
+def parse_tags(tags: list[str] | None) -> dict[str, str]:
+    """`--tag k=v` options to a dict; a malformed tag is a user error."""
+    out: dict[str, str] = {}
+    for tag in tags or []:
+        key, sep, value = tag.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"bad --tag {tag!r}: use key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def main(args: list[str]) -> int:
+    """Parse `ecotrain run` options, run the command, return its exit code."""
+    ns = build_parser().parse_args(args)
+    command = list(ns.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise UserError(f"no command given: {USAGE}")
+
+    from ecotrain.accounting import site_from_settings
+    from ecotrain.budget import budget_from, parse_duration_s
+    from ecotrain.config import load_settings
+    from ecotrain.monitor import Monitor, RunOptions
+
+    settings = load_settings(
+        cli={
+            "project": ns.project,
+            "region": ns.region,
+            "pue": ns.pue,
+            "intensity": ns.intensity,
+            "database.url": ns.db,
+        }
+    )
+    site = site_from_settings(settings.flat())
+    budget = budget_from(
+        settings,
+        {"co2": ns.budget_co2, "usd": ns.budget_usd, "kwh": ns.budget_kwh},
+        ns.on_budget,
+        ns.budget_grace,
+    )
+    options = RunOptions(
+        argv=command,
+        settings=settings,
+        tags=parse_tags(ns.tag),
+        job=ns.job,
+        uses=ns.uses,
+        produces=ns.produces,
+        quiet=ns.quiet,
+        budget=budget or None,
+        expected_duration_s=(
+            parse_duration_s(ns.expected_duration, "expected duration")
+            if ns.expected_duration
+            else None
+        ),
+        live_every_s=max(0.5, ns.live_every) if ns.live else None,
+    )
+    return Monitor(options, site).run()
+
+
+def entry(args: list[str]) -> None:
+    """Run and exit with the child's code; user mistakes are one line and exit code 2."""
+    try:
+        code = main(args)
+    except UserError as e:
+        print(f"ecotrain: error: {e}", file=sys.stderr)
+        code = e.exit_code
+    except ValueError as e:
+        if not type(e).__module__.startswith("ecotrain"):
+            raise
+        print(f"ecotrain: error: {e}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

@@ -1,0 +1,130 @@
+"""Drive Debian's headless Chromium over the DevTools protocol: load a page, wait until an
+element is drawn, take a screenshot.
+
+`chromium --screenshot` captures as soon as the document has loaded, before Streamlit's
+websocket has delivered the app, so on a busy machine it photographs a blank page. Waiting
+for a selector makes the end-to-end test deterministic. Uses the `websockets` client that
+Streamlit's server already depends on, no extra package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def screenshot(
+    url: str,
+    png: Path,
+    profile: Path,
+    wait_for: str,
+    port: int,
+    size: tuple[int, int] = (1400, 1000),
+    timeout: float = 90.0,
+) -> bool:
+    """Screenshot ``url`` into ``png`` once ``wait_for`` (a CSS selector) exists.
+
+    Returns whether the selector appeared before ``timeout`` (the screenshot is taken
+    either way, so a failure can be looked at).
+    """
+    proc = subprocess.Popen(
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            f"--remote-debugging-port={port}",
+            f"--window-size={size[0]},{size[1]}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        ws_url = _page_ws(port, timeout=30)
+        return asyncio.run(_capture(ws_url, url, png, wait_for, size, timeout))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _page_ws(port: int, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=2) as r:
+                pages = [t for t in json.load(r) if t.get("type") == "page"]
+            if pages:
+                return pages[0]["webSocketDebuggerUrl"]
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("Chromium's DevTools endpoint did not come up")
+        time.sleep(0.2)
+
+
+async def _capture(
+    ws_url: str, url: str, png: Path, wait_for: str, size: tuple[int, int], timeout: float
+) -> bool:
+    from websockets.asyncio.client import connect
+
+    async with connect(ws_url, max_size=64 * 1024 * 1024) as conn:
+        return await _drive(conn, url, png, wait_for, size, timeout)
+
+
+async def _drive(
+    conn, url: str, png: Path, wait_for: str, size: tuple[int, int], timeout: float
+) -> bool:
+    counter = 0
+
+    async def call(method: str, **params) -> dict:
+        nonlocal counter
+        counter += 1
+        await conn.send(json.dumps({"id": counter, "method": method, "params": params}))
+        while True:
+            message = json.loads(await conn.recv())
+            if message.get("id") == counter:
+                return message.get("result", {})
+
+    await call(
+        "Emulation.setDeviceMetricsOverride",
+        width=size[0],
+        height=size[1],
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+    await call("Page.navigate", url=url)
+    deadline = time.monotonic() + timeout
+    found = False
+    while time.monotonic() < deadline:
+        result = await call(
+            "Runtime.evaluate", expression=f"!!document.querySelector({json.dumps(wait_for)})"
+        )
+        if result.get("result", {}).get("value"):
+            found = True
+            break
+        await asyncio.sleep(0.3)
+    await asyncio.sleep(2.5)  # let charts and tables finish their first paint
+    shot = await call("Page.captureScreenshot", format="png")
+    png.write_bytes(base64.b64decode(shot["data"]))
+    return found

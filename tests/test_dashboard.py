@@ -1,0 +1,353 @@
+"""The dashboard: SQL aggregations (no Streamlit) and every page through AppTest."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from dashboard_fixture import CKPT_A, CKPT_B, RUN_IDS, build
+from streamlit.testing.v1 import AppTest
+
+from ecotrain.store import aggregates as agg
+from ecotrain.store.queries import RunFilter
+from ecotrain.store.records import utcnow
+
+APP = str(files("ecotrain.dashboard") / "app.py")
+PAGES = [
+    "views/overview.py",
+    "views/runs.py",
+    "views/run_detail.py",
+    "views/checkpoints.py",
+    "views/breakdowns.py",
+    "views/method.py",
+]
+
+
+@pytest.fixture
+def fixture_db(tmp_path: Path) -> Path:
+    return build(tmp_path / "fixture.db")
+
+
+@pytest.fixture
+def engine(fixture_db: Path):
+    eng = agg.readonly_engine(str(fixture_db))
+    yield eng
+    eng.dispose()
+
+
+def _last_30_days() -> RunFilter:
+    from datetime import timedelta
+
+    return RunFilter(since=utcnow() - timedelta(days=30))
+
+
+# -- aggregations ------------------------------------------------------------------------------
+
+
+def test_totals_sum_the_runs_in_scope(engine) -> None:
+    t = agg.totals(engine, _last_30_days())
+    assert t["runs"] == 3
+    assert t["energy_kwh"] == pytest.approx(35.0)
+    assert t["it_energy_kwh"] == pytest.approx(35.0 / 1.5)
+    assert t["co2_kg"] == pytest.approx(14.0)
+    assert t["cost_usd"] == pytest.approx(5.5)
+    assert t["gpu_hours"] == pytest.approx(11.0)
+    alpha = agg.totals(engine, RunFilter(project="alpha"))
+    assert (alpha["runs"], alpha["energy_kwh"], alpha["co2_kg"]) == (2, 30.0, 13.0)
+    assert agg.totals(engine, RunFilter(project="nobody"))["energy_kwh"] == 0.0
+
+
+def test_weekly_trend_buckets_by_monday(engine) -> None:
+    rows = agg.weekly_trend(engine, RunFilter())
+    assert sum(r["runs"] for r in rows) == 4
+    assert sum(r["co2_kg"] for r in rows) == pytest.approx(64.0)
+    from datetime import date
+
+    for r in rows:
+        assert date.fromisoformat(r["week"]).weekday() == 0
+    assert [r["week"] for r in rows] == sorted(r["week"] for r in rows)
+
+
+def test_breakdown_by_user_with_ratios(engine) -> None:
+    rows = {r["user"]: r for r in agg.breakdown(engine, _last_30_days(), "user")}
+    assert set(rows) == {"ana", "bob"}
+    assert rows["ana"]["energy_kwh"] == pytest.approx(15.0)
+    assert rows["ana"]["co2_kg"] == pytest.approx(6.0)
+    # $2.50 over 5 GPU-hours; 6 kg over 15 kWh = 400 g/kWh.
+    assert rows["ana"]["cost_per_gpu_hour"] == pytest.approx(0.5)
+    assert rows["ana"]["co2_per_kwh_g"] == pytest.approx(400.0)
+    regions = [r["region"] for r in agg.breakdown(engine, RunFilter(), "region")]
+    assert regions == ["FRA", "USA/CA"]  # by CO2e: 56 kg vs 8 kg
+    with pytest.raises(ValueError):
+        agg.breakdown(engine, RunFilter(), "command; drop table runs")
+
+
+def test_page_runs_sorts_pages_and_filters(engine) -> None:
+    rows, total = agg.page_runs(engine, RunFilter(), sort="co2_kg", descending=True, limit=2)
+    assert total == 4
+    assert [r["run_id"] for r in rows] == [RUN_IDS["r4"], RUN_IDS["r2"]]
+    rows, _ = agg.page_runs(engine, RunFilter(), sort="co2_kg", descending=True, limit=2, offset=2)
+    assert [r["run_id"] for r in rows] == [RUN_IDS["r1"], RUN_IDS["r3"]]
+    rows, total = agg.page_runs(engine, RunFilter(text="FINETUNE"))
+    assert total == 1 and rows[0]["run_id"] == RUN_IDS["r2"]
+    rows, total = agg.page_runs(engine, RunFilter(tags={"lr": "3e-4"}))
+    assert [r["run_id"] for r in rows] == [RUN_IDS["r1"]]
+    _, total = agg.page_runs(engine, RunFilter(status="failed", host="h1"))
+    assert total == 1
+
+
+def test_runs_csv_has_every_filtered_row(engine) -> None:
+    text = agg.runs_csv(engine, RunFilter(project="alpha"), sort="started_at", descending=False)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["run_id"] for r in rows] == [RUN_IDS["r2"], RUN_IDS["r1"]]
+    assert rows[1]["command"] == "python train.py --lr 3e-4"
+    assert rows[1]["tags"] == "lr=3e-4"
+    assert float(rows[0]["co2_kg"]) == 8.0
+
+
+def test_run_detail_checkpoints_and_lineage(engine) -> None:
+    detail = agg.run_detail(engine, RUN_IDS["r1"][:8])
+    assert detail["run"]["run_id"] == RUN_IDS["r1"]
+    assert [s["gpu_w"] for s in detail["samples"]] == [250.0, 300.0, 280.0]
+    links = {(x["role"], x["checkpoint_id"]): x for x in detail["checkpoints"]}
+    assert links[("consumed", CKPT_A)]["name"] == "bert-base"
+    assert links[("produced", CKPT_B)]["times_reused"] == 1  # r2 consumed it
+    edges = agg.lineage_edges(engine)
+    assert edges == [{"parent": CKPT_A, "child": CKPT_B, "runs": 1}]
+    dot = agg.lineage_dot(edges, {CKPT_A: "bert-base", CKPT_B: "bert-distill"}, CKPT_B)
+    assert f'"{CKPT_A}" -> "{CKPT_B}" [label="1 run"]' in dot
+    assert 'label="bert-distill", fillcolor="#b9dfb9"' in dot
+
+
+def test_checkpoint_table_counts_reuse_in_scope(engine) -> None:
+    rows, total = agg.checkpoint_table(engine, RunFilter())
+    assert total == 2
+    by_id = {r["checkpoint_id"]: r for r in rows}
+    assert (by_id[CKPT_A]["times_reused"], by_id[CKPT_A]["produced_by"]) == (1, 0)
+    assert (by_id[CKPT_B]["times_reused"], by_id[CKPT_B]["produced_by"]) == (1, 1)
+    assert by_id[CKPT_A]["fp_co2_kg"] == 600.0
+    rows, _ = agg.checkpoint_table(engine, RunFilter(user="ana"))
+    assert {r["checkpoint_id"]: r["times_reused"] for r in rows} == {CKPT_A: 1, CKPT_B: 0}
+    rows, total = agg.checkpoint_table(engine, RunFilter(), search="DISTILL")
+    assert total == 1 and rows[0]["checkpoint_id"] == CKPT_B
+
+
+def test_neighbourhood_follows_ancestors_and_descendants() -> None:
+    edges = [
+        {"parent": "a", "child": "b", "runs": 1},
+        {"parent": "b", "child": "c", "runs": 2},
+        {"parent": "x", "child": "y", "runs": 5},
+    ]
+    got = agg.neighbourhood(edges, "b")
+    assert {(e["parent"], e["child"]) for e in got} == {("a", "b"), ("b", "c")}
+    assert agg.neighbourhood(edges, None, max_nodes=2) == [edges[2]]
+
+
+def test_readonly_engine_never_creates_or_writes(tmp_path: Path, fixture_db: Path) -> None:
+    missing = tmp_path / "nothing-here.db"
+    with pytest.raises(agg.NoDatabase):
+        agg.readonly_engine(str(missing))
+    assert not missing.exists()
+    eng = agg.readonly_engine(str(fixture_db))
+    with eng.connect() as conn, pytest.raises(Exception, match="readonly|read-only|query_only"):
+        conn.exec_driver_sql("DELETE FROM runs")
+    eng.dispose()
+    assert sqlite3.connect(fixture_db).execute("SELECT count(*) FROM runs").fetchone() == (4,)
+
+
+# -- the app, page by page -----------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def _app(db: Path, monkeypatch: pytest.MonkeyPatch, page: str | None = None, **params) -> AppTest:
+    monkeypatch.setenv("ECOTRAIN_DASHBOARD_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _df(at: AppTest, *columns: str):
+    """The first table on the page that has all these columns (st.dataframe has no key)."""
+    for frame in at.dataframe:
+        if set(columns) <= set(frame.value.columns):
+            return frame.value
+    raise AssertionError(f"no table with columns {columns}")
+
+
+def _metrics(at: AppTest) -> dict[str, tuple[str, str]]:
+    return {m.label: (m.value, m.delta) for m in at.metric}
+
+
+def test_overview_totals_and_change(fixture_db: Path, monkeypatch) -> None:
+    at = _app(fixture_db, monkeypatch)
+    m = _metrics(at)
+    assert m["Energy (facility)"] == ("35.0 kWh", "-65% vs previous period")
+    assert m["CO2e"] == ("14.0 kg", "-72% vs previous period")
+    assert m["Cost"] == ("$5.50", "-45% vs previous period")
+    assert m["GPU-hours"][0] == "11.0 h"
+    top = _df(at, "project", "co2_kg")
+    assert list(top["project"]) == ["alpha", "beta"]
+    assert list(top["co2_kg"]) == [13.0, 1.0]
+
+
+def test_shared_filters_change_totals_and_reach_the_url(fixture_db: Path, monkeypatch) -> None:
+    at = _app(fixture_db, monkeypatch)
+    at.selectbox(key="f_project").select("alpha").run()
+    assert _metrics(at)["Energy (facility)"][0] == "30.0 kWh"
+    assert at.query_params["project"] == "alpha"
+    at.selectbox(key="f_user").select("ana").run()
+    assert _metrics(at)["CO2e"][0] == "5.00 kg"
+    at.selectbox(key="f_period").select("all").run()
+    m = _metrics(at)
+    assert m["Energy (facility)"] == ("10.0 kWh", "")  # no previous period for all time
+    # The same filters survive a page switch.
+    at.switch_page("views/breakdowns.py").run()
+    assert list(_df(at, "project", "cost_per_gpu_hour")["project"]) == ["alpha"]
+
+
+def test_a_linked_view_restores_its_filters(fixture_db: Path, monkeypatch) -> None:
+    at = _app(fixture_db, monkeypatch, period="all", project="beta")
+    m = _metrics(at)
+    assert m["Energy (facility)"][0] == "105.0 kWh"
+    assert m["CO2e"][0] == "51.0 kg"
+
+
+def test_runs_page_filters_sorts_and_links(fixture_db: Path, monkeypatch) -> None:
+    at = _app(fixture_db, monkeypatch, "views/runs.py")
+    table = _df(at, "run_id", "open")
+    assert len(table) == 3  # last 30 days
+    assert list(table["run_id"]) == [RUN_IDS[k][:12] for k in ("r1", "r2", "r3")]
+    assert table["open"][0] == f"./run?run={RUN_IDS['r1']}"
+    at.selectbox(key="runs_status").select("failed").run()
+    assert list(_df(at, "run_id", "open")["run_id"]) == [RUN_IDS["r3"][:12]]
+    at.selectbox(key="runs_status").select("All").run()
+    at.text_input(key="runs_text").input("finetune").run()
+    assert list(_df(at, "run_id", "open")["run_id"]) == [RUN_IDS["r2"][:12]]
+    at.text_input(key="runs_text").input("").run()
+    at.selectbox(key="runs_sort").select("co2_kg").run()
+    at.toggle(key="runs_desc").set_value(False).run()
+    assert list(_df(at, "run_id", "open")["co2_kg"]) == [1.0, 5.0, 8.0]
+    assert not at.exception
+
+
+def test_run_detail_shows_the_linked_run(fixture_db: Path, monkeypatch) -> None:
+    at = _app(fixture_db, monkeypatch, "views/run_detail.py")
+    # Without a link: the latest run in scope.
+    assert _metrics(at)["CO2e"][0] == "5.00 kg"
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["run"] = RUN_IDS["r2"]
+    at.run()
+    at.switch_page("views/run_detail.py").run()
+    assert not at.exception
+    m = _metrics(at)
+    assert m["Energy (facility)"][0] == "20.000 kWh"
+    assert m["CO2e"][0] == "8.00 kg"
+    assert m["GPUs"][0] == "2 × NVIDIA H100"
+    split = _df(at, "component")
+    assert list(split["method"]) == ["measured", "modelled", "modelled"]
+    # 20 kWh facility / PUE 1.5 x 75 % GPU = 10 kWh.
+    assert split["kWh"][0] == pytest.approx(10.0)
+    ckpts = _df(at, "role", "checkpoint")
+    assert list(ckpts["role"]) == ["consumed"]
+    assert ckpts["open"][0] == f"./checkpoints?ckpt={CKPT_B}"
+    at.text_input(key="detail_run").input("nope").run()
+    assert "no run 'nope'" in at.warning[0].value
+
+
+def test_checkpoints_page_table_and_lineage(fixture_db: Path, monkeypatch) -> None:
+    at = _app(fixture_db, monkeypatch, "views/checkpoints.py")
+    table = _df(at, "times_reused", "produced_by")
+    assert set(table["name"]) == {"bert-base", "bert-distill"}
+    assert at.get("graphviz_chart"), "the lineage graph is drawn"
+    at.text_input(key="ck_focus").input(CKPT_B).run()
+    assert not at.exception
+    runs = _df(at, "role", "run_id")
+    assert sorted(runs["role"]) == ["consumed", "produced"]
+    assert at.query_params["ckpt"] == CKPT_B
+
+
+def test_breakdowns_page(fixture_db: Path, monkeypatch) -> None:
+    at = _app(fixture_db, monkeypatch, "views/breakdowns.py")
+    table = _df(at, "project", "cost_per_gpu_hour")
+    assert list(table["project"]) == ["alpha", "beta"]
+    at.button_group(key="bd_by").set_value("gpu_model").run()
+    table = _df(at, "gpu_model")
+    by_gpu = dict(zip(table["gpu_model"], table["co2_kg"], strict=True))
+    assert by_gpu == {"NVIDIA H100": 8.0, "NVIDIA A100-SXM4-40GB": 6.0}
+
+
+def test_method_page_shows_inputs_in_use(fixture_db: Path, monkeypatch) -> None:
+    at = _app(fixture_db, monkeypatch, "views/method.py")
+    pue = _df(at, "pue_source")
+    assert list(pue["pue"]) == [1.5] and list(pue["runs"]) == [3]
+
+
+@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("kind", ["missing", "no-schema", "no-runs"])
+def test_empty_database_shows_the_empty_state(tmp_path, monkeypatch, page, kind) -> None:
+    db = tmp_path / "empty.db"
+    if kind == "no-schema":
+        sqlite3.connect(db).close()
+    elif kind == "no-runs":
+        from ecotrain.store.db import Store
+
+        Store(str(db)).engine.dispose()
+    at = _app(db, monkeypatch, page)
+    texts = [x.value for x in at.info]
+    assert any("No runs yet" in t and "ecotrain run" in t for t in texts), texts
+    assert kind != "missing" or not db.exists()  # the dashboard never creates a database
+
+
+def test_aggregates_on_postgresql(tmp_path: Path) -> None:
+    """The same aggregations (date_trunc weeks, JSON text search) on PostgreSQL, read-only."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    admin_url = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            name = f"et_{uuid.uuid4().hex[:12]}"
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"PostgreSQL not reachable: {e}")
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    try:
+        build(url)  # Store takes a URL as well as a path
+        eng = agg.readonly_engine(url)
+        t = agg.totals(eng, _last_30_days())
+        assert (t["runs"], t["energy_kwh"], t["co2_kg"]) == (3, 35.0, 14.0)
+        weeks = agg.weekly_trend(eng, RunFilter())
+        assert sum(w["runs"] for w in weeks) == 4
+        from datetime import date
+
+        assert all(date.fromisoformat(w["week"]).weekday() == 0 for w in weeks)
+        rows, total = agg.page_runs(eng, RunFilter(text="finetune"))
+        assert total == 1 and rows[0]["run_id"] == RUN_IDS["r2"]
+        assert agg.lineage_edges(eng) == [{"parent": CKPT_A, "child": CKPT_B, "runs": 1}]
+        with eng.connect() as conn, pytest.raises(Exception, match="read-only"):
+            conn.exec_driver_sql("DELETE FROM runs")
+        eng.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()

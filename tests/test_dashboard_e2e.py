@@ -1,0 +1,84 @@
+"""End to end: `ecotrain dashboard` serves the app, and headless Chromium renders it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from chromium import CHROMIUM, screenshot
+from conftest import ECOTRAIN
+from dashboard_fixture import build
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"ecotrain dashboard exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.status == 200 and r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("the dashboard did not become healthy in time")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+def test_dashboard_serves_and_renders(tmp_path: Path) -> None:
+    db = build(tmp_path / "fixture.db")
+    port = _free_port()
+    log = (tmp_path / "dashboard.log").open("w")
+    proc = subprocess.Popen(
+        [ECOTRAIN, "dashboard", "--db", str(db), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    png = tmp_path / "dashboard.png"
+    try:
+        _wait_healthy(port, proc)
+        drawn = screenshot(
+            f"http://127.0.0.1:{port}/",
+            png,
+            tmp_path / "chromium",
+            wait_for='[data-testid="stMetric"]',
+            port=_free_port(),
+        )
+        assert drawn, "the overview's metrics never appeared"
+        assert proc.poll() is None, "the dashboard died while rendering"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+    assert png.is_file(), (tmp_path / "dashboard.log").read_text()[-2000:]
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1400, 1000)
+    # A blank page compresses to ~6-8 KB; the drawn overview to ~75-90 KB.
+    assert len(data) > 50_000, len(data)
+    # The log says what the command printed: the masked URL of our database, on localhost.
+    assert f"http://127.0.0.1:{port}/" in (tmp_path / "dashboard.log").read_text()
+    if os.environ.get("ECOTRAIN_SCREENSHOT_COPY"):
+        shutil.copy(png, os.environ["ECOTRAIN_SCREENSHOT_COPY"])
