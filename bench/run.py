@@ -372,36 +372,59 @@ def parse_hook_output(name: str, stdout: str) -> HookResult:
     return HookResult(name=name, status=status, rows=rows, figures=figures, detail=detail)
 
 
+def _dashboard_db(work: Path, timeout: float) -> list[str]:
+    """dashboard_pages.py times a database given as its argument: generate the large one."""
+    db = work / "dashboard-bench.db"
+    subprocess.run(
+        [sys.executable, str(HERE / "gen_dashboard_db.py"), str(db)],
+        check=True,
+        capture_output=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    return [str(db)]
+
+
+# Arguments some hooks need, made in a scratch directory: name -> f(work, timeout) -> argv.
+HOOK_ARGS = {"dashboard_pages.py": _dashboard_db}
+
+
 def run_hooks(names: tuple[str, ...], timeout: float) -> list[HookResult]:
     """Run each hook script that exists; list the others as not present."""
     results = []
-    for script in names:
-        path = HERE / script
-        stem = script.removesuffix(".py")
-        if not path.exists():
-            results.append(HookResult(stem, "not present", [], {}))
-            continue
-        print(f"  hook {script} …", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(
-                [sys.executable, str(path)],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                cwd=ROOT,
-            )
-        except subprocess.TimeoutExpired:
-            results.append(HookResult(stem, "timed out", [], {}, f"after {timeout:.0f} s"))
-            continue
-        result = parse_hook_output(stem, proc.stdout)
-        result.seconds = time.perf_counter() - t0
-        if proc.returncode != 0:
-            result.status = "failed"
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-            result.detail = f"exit code {proc.returncode}: " + " / ".join(tail)
-        results.append(result)
+    with tempfile.TemporaryDirectory(prefix="ecotrain-bench-hooks-") as tmp:
+        for script in names:
+            results.append(_run_hook(script, timeout, Path(tmp)))
     return results
+
+
+def _run_hook(script: str, timeout: float, work: Path) -> HookResult:
+    path = HERE / script
+    stem = script.removesuffix(".py")
+    if not path.exists():
+        return HookResult(stem, "not present", [], {})
+    print(f"  hook {script} …", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    try:
+        extra = HOOK_ARGS[script](work, timeout) if script in HOOK_ARGS else []
+        proc = subprocess.run(
+            [sys.executable, str(path), *extra],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
+    except subprocess.TimeoutExpired:
+        return HookResult(stem, "timed out", [], {}, f"after {timeout:.0f} s")
+    except (OSError, subprocess.CalledProcessError) as e:
+        return HookResult(stem, "failed", [], {}, f"preparing its input: {e}")
+    result = parse_hook_output(stem, proc.stdout)
+    result.seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        result.status = "failed"
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        result.detail = f"exit code {proc.returncode}: " + " / ".join(tail)
+    return result
 
 
 # --- machine info and the report ------------------------------------------------------------
