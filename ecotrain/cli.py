@@ -155,8 +155,9 @@ def doctor(as_json: JsonOpt = False) -> None:
 def sync(
     status: Annotated[bool, typer.Option("--status", help="Only show what is pending.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    db: DbOpt = None,
 ) -> None:
-    """Push spooled run records to their database."""
+    """Push spooled run records to their database; identify checkpoints still pending."""
     from ecotrain.store import spool
 
     if status:
@@ -169,7 +170,7 @@ def sync(
         return
     from ecotrain.store.db import sync_all
 
-    results = sync_all()
+    results = sync_all(default_target=_settings(**{"database.url": db})["database.url"])
     failed = False
     for url, (pushed, errors) in results.items():
         failed = failed or bool(errors)
@@ -177,8 +178,6 @@ def sync(
             print(f"{url}: {pushed} record(s) written")
             for err in errors:
                 print(f"  kept in spool: {err}", file=sys.stderr)
-    if not results and not quiet:
-        print("nothing to sync")
     if failed:
         raise typer.Exit(1)
 

@@ -339,6 +339,8 @@ class Recorder:
         for s in summaries:
             notes.extend(s.notes)
         notes.extend(f"not used: {r}" for r in self.unavailable)
+        if self.lineage is not None:
+            notes.extend(self.lineage.notes)
         if self.writer.failed:
             notes.append(self.writer.failed)
         run = {
@@ -365,9 +367,6 @@ class Recorder:
         record: dict[str, Any] = {"run": run, "samples": self.timeline.export()}
         if self.lineage is not None:
             record.update(self.lineage.record_parts(final=final))
-        # checkpoints logged through the API that no lineage tracker took (see RunWatch)
-        for key, rows in self.watch.checkpoint_parts().items():
-            record[key] = [*(record.get(key) or []), *rows]
         return record
 
     def _spool(self, record: dict) -> Path | None:
@@ -399,10 +398,15 @@ class Recorder:
         if self.writer.ready.is_set() and not self.writer.failed:
             self.writer.submit(record)
             written = self.writer.wait_written(record, self.final_wait_s)
+        pending = any(
+            str(c.get("checkpoint_id", "")).startswith("pending:")
+            for c in record.get("checkpoints") or []
+        )
         if written and spooled is not None:
             _unlink_if_same(spooled, record)
-        elif spooled is not None:
-            _sync_detached()
+        if (spooled is not None and not written) or pending:
+            # The detached sync also hashes checkpoints the run wrote in its last moments.
+            _sync_detached(self.target)
         for sensor in self.sensors:
             try:
                 sensor.close()
@@ -429,6 +433,8 @@ class Recorder:
                 produces=self.opts.produces,
                 started_at=self.started_at,
             )
+            for path, role in self.watch.checkpoints:  # logged before the tracker existed
+                self.lineage.log_checkpoint(path, role=role)
         except Exception as e:  # noqa: BLE001
             self.notes.append(f"lineage tracking off: {_one_line(e)}")
 
@@ -449,6 +455,12 @@ class Monitor(Recorder):
     def _start_child(self) -> int | None:
         env = dict(os.environ)
         env["ECOTRAIN_RUN_ID"] = self.run_id
+        try:
+            from ecotrain.lineage import child_env
+
+            env = child_env(env, self.run_id)
+        except Exception as e:  # noqa: BLE001 - lineage is optional, the run is not
+            self.notes.append(f"checkpoint detection off: {_one_line(e)}")
         try:
             self.child = subprocess.Popen(
                 self.opts.argv, env=env, preexec_fn=_give_terminal_to_child
@@ -556,11 +568,12 @@ def _unlink_if_same(path: Path, record: dict) -> None:
         path.unlink(missing_ok=True)
 
 
-def _sync_detached() -> None:
+def _sync_detached(target: str | None) -> None:
     """Let a detached `ecotrain sync` write the spooled record, so we can exit now."""
     try:
         subprocess.Popen(
-            [sys.executable, "-m", "ecotrain", "sync", "--quiet"],
+            [sys.executable, "-m", "ecotrain", "sync", "--quiet"]
+            + (["--db", target] if target else []),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -12,6 +12,7 @@ command, untouched: ``ecotrain run python train.py --help`` shows train.py's hel
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ecotrain.errors import UserError
@@ -146,4 +147,9 @@ def entry(args: list[str]) -> None:
             raise
         print(f"ecotrain: error: {e}", file=sys.stderr)
         code = 2
-    sys.exit(code)
+    # Skip interpreter teardown (tens of ms with SQLAlchemy loaded): the record is already
+    # spooled or written, and a database write still in flight is safe to abandon — the
+    # spool file is only removed once the write has committed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

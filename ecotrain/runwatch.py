@@ -8,15 +8,11 @@ live line needs it. Kept to the stdlib: it is on the run path.
 
 from __future__ import annotations
 
-import os
-import socket
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from ecotrain.predict import DEFAULT_WARMUP_S, Progress, predict
-from ecotrain.store.records import utcnow
 
 CHECK_PERIOD_S = 0.5
 
@@ -81,11 +77,11 @@ class RunWatch:
             path, role = event.get("path"), event.get("role", "produced")
             if not isinstance(path, str) or role not in ("produced", "consumed"):
                 return
-            lineage = self.rec.lineage
-            log = getattr(lineage, "log_checkpoint", None) if lineage is not None else None
-            if log is not None:
-                log(path, role=role, detected_by="api")
+            detected_by = event.get("detected_by", "api")
+            if self.rec.lineage is not None:
+                self.rec.lineage.log_checkpoint(path, role=role, detected_by=str(detected_by))
             elif (path, role) not in self.checkpoints:
+                # events before the tracker exists (it starts right after the child)
                 self.checkpoints.append((path, role))
 
     # -- after each tick -------------------------------------------------------------------------
@@ -136,40 +132,6 @@ class RunWatch:
         if run.get("status") == "running":
             self._update_prediction(run, duration)
         return {"progress": self.progress.as_dict(), "prediction": self.prediction}
-
-    def checkpoint_parts(self) -> dict[str, Any]:
-        """Checkpoints logged through the API, when no lineage tracker takes them.
-
-        Ids are the schema's provisional ``pending:<host>:<dev>:<inode>:<size>:<mtime_ns>``
-        (a stat, no hashing at the end of a run); lineage resolves them to sha256 later.
-        """
-        if not self.checkpoints:
-            return {}
-        host = socket.gethostname()
-        now = utcnow()
-        checkpoints, links, paths = [], [], []
-        for path, role in self.checkpoints:
-            try:
-                st = os.stat(path)
-            except OSError as e:
-                note = f"checkpoint {path}: {e.strerror}"
-                if note not in self.rec.notes:
-                    self.rec.notes.append(note)
-                continue
-            ckpt_id = f"pending:{host}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
-            checkpoints.append(
-                {
-                    "checkpoint_id": ckpt_id,
-                    "name": Path(path).name,
-                    "size_bytes": st.st_size,
-                    "first_seen_at": now,
-                }
-            )
-            links.append(
-                {"checkpoint_id": ckpt_id, "role": role, "path": path, "detected_by": "api"}
-            )
-            paths.append({"checkpoint_id": ckpt_id, "host": host, "path": path, "seen_at": now})
-        return {"checkpoints": checkpoints, "links": links, "paths": paths}
 
     def close(self) -> None:
         """The run is over: remove its events file."""

@@ -208,13 +208,16 @@ class Store:
         return len(lost)
 
 
-def sync_all(directory: Path | None = None) -> dict[str, tuple[int, list[str]]]:
-    """Push every spooled record to the database it was meant for.
+def sync_all(
+    directory: Path | None = None, default_target: str | None = None
+) -> dict[str, tuple[int, list[str]]]:
+    """Push every spooled record to the database it was meant for, and identify the
+    checkpoints runs wrote in their last moments (see ecotrain.lineage.resolve_pending).
 
     Returns {masked url: (pushed, errors)}; a database that cannot be opened keeps its
     records in the spool and reports why.
     """
-    targets: dict[str, str | None] = {}
+    targets: dict[str, str | None] = {resolve_url(default_target): default_target}
     for path in spool_mod.pending(directory):
         record = spool_mod.load(path)
         if record is not None:
@@ -226,6 +229,9 @@ def sync_all(directory: Path | None = None) -> dict[str, tuple[int, list[str]]]:
             store = Store(target, timeout_s=5.0)
             results[mask_url(url)] = store.sync_spool(directory)
             store.mark_lost()
+            from ecotrain.lineage import resolve_pending
+
+            resolve_pending(store.engine)
         except Exception as e:  # noqa: BLE001 - unreachable: the records stay spooled
             results[mask_url(url)] = (0, [f"{type(e).__name__}: {e}".splitlines()[0]])
     return results
