@@ -32,8 +32,8 @@ N_TRAIN, N_EVAL = 8192, 2048
 PERTURBATION = 0.35  # how far a fine-tuning task's teacher is from the base teacher
 
 try:  # safetensors is optional: fall back to .npz without it
-    from safetensors.numpy import load_file as _st_load
-    from safetensors.numpy import save_file as _st_save
+    from safetensors.numpy import load as _st_load
+    from safetensors.numpy import save as _st_save
 
     HAVE_SAFETENSORS = True
 except ImportError:
@@ -186,7 +186,9 @@ def save(path: Path, tensors: dict[str, np.ndarray], meta: dict[str, object]) ->
     text_meta = {k: json.dumps(v) for k, v in meta.items()}
     arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
     if path.suffix == ".safetensors":
-        _st_save(arrays, str(path), metadata=text_meta)
+        # Serialise in memory and write with Python's own open(), like torch.save does: the
+        # file I/O then goes through Python (its audit hook sees the write).
+        path.write_bytes(_st_save(arrays, metadata=text_meta))
     else:
         # np.savez adds .npz itself when missing; write to an open file to keep our name.
         with open(path, "wb") as fh:
@@ -202,11 +204,10 @@ def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, object]]:
     if path.suffix == ".safetensors":
         if not HAVE_SAFETENSORS:
             raise SystemExit(f"error: reading {path} needs `pip install safetensors`")
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="numpy") as fh:
-            text_meta = fh.metadata() or {}
-        tensors = _st_load(str(path))
+        data = path.read_bytes()  # Python's open(), as for the write
+        header_len = int.from_bytes(data[:8], "little")  # safetensors: u64 length, JSON header
+        text_meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
+        tensors = _st_load(data)
     else:
         with np.load(path, allow_pickle=False) as data:
             tensors = {k: data[k] for k in data.files if k != "__metadata__"}
