@@ -261,6 +261,14 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     ext = tinynet.EXT
     for name in ("base", "legal", "finance", "medical-adapter", "legal-finance-merged"):
         assert (demo / "ckpt" / f"{name}{ext}").exists()
+    if "run_checkpoints" in db.table_names():
+        reused = db.execute(
+            "SELECT role, COUNT(DISTINCT run_id) FROM run_checkpoints"
+            " WHERE path LIKE ? GROUP BY role",
+            [f"%base{ext}"],
+        ).fetchall()
+        # Written once by the pretraining, read by two fine-tunes and the adapter.
+        assert dict(reused) == {"produced": 1, "consumed": 3}
     help_text = subprocess.run([ECOTRAIN, "--help"], capture_output=True, text=True).stdout
     if " report " in help_text:
         assert (demo / "ecotrain-report.md").stat().st_size > 0
