@@ -489,3 +489,42 @@ def _resolve_one(old_id: str, path: str | None, cache: HashCache) -> str | None:
         return f"sha256:{cache.compute(path)}"
     except OSError:
         return None
+
+
+def identify(item: str, cache: HashCache | None = None) -> dict[str, Any]:
+    """A checkpoints-table row for a path (file, sharded set's index, directory) or a
+    Hugging Face id, hashing now (for commands, not the run path)."""
+    path = Path(item).expanduser()
+    cache = cache or HashCache()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and is_model_file(p.name))
+        if not files:
+            raise FileNotFoundError(f"{item}: no model files in this directory")
+        members = [(p.name, cache.compute(str(p))) for p in files]
+        repo, rev = hf_info(str(files[0]))
+        return {
+            "checkpoint_id": combined_id(members),
+            "name": repo or path.name,
+            "size_bytes": sum(p.stat().st_size for p in files),
+            "hf_repo": repo,
+            "hf_revision": rev,
+            "first_seen_at": utcnow(),
+        }
+    if path.is_file():
+        repo, rev = hf_info(str(path.resolve()))
+        return {
+            "checkpoint_id": f"sha256:{cache.compute(str(path))}",
+            "name": repo or path.name,
+            "size_bytes": path.stat().st_size,
+            "hf_repo": repo,
+            "hf_revision": rev,
+            "first_seen_at": utcnow(),
+        }
+    if HF_ID.match(item):
+        return {
+            "checkpoint_id": f"hf:{item}",
+            "name": item,
+            "hf_repo": item,
+            "first_seen_at": utcnow(),
+        }
+    raise FileNotFoundError(f"{item}: no such file, and not a Hugging Face id (org/name)")

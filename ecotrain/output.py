@@ -248,3 +248,103 @@ def print_status(rows: list[dict], as_json: bool = False) -> None:
         out,
         title="Runs in progress (as of their last heartbeat)",
     )
+
+
+def print_checkpoints(rows: list[dict], as_json: bool = False) -> None:
+    """`ecotrain checkpoints`: id, name, footprint with its source, reuse counts."""
+    import dataclasses
+
+    if as_json:
+        print_json([{**r, "footprint": dataclasses.asdict(r["footprint"])} for r in rows])
+        return
+    if not rows:
+        console.print("no checkpoints yet: runs record the model files they read and write")
+        return
+    table(
+        ["checkpoint", "name", "produced", "reused", "footprint energy", "CO2e", "source"],
+        [
+            (
+                r["checkpoint_id"][:19],
+                r.get("name"),
+                r["times_produced"],
+                r["times_reused"],
+                fmt_energy(r["footprint"].energy_kwh),
+                fmt_co2(r["footprint"].co2_kg),
+                r["footprint"].source,
+            )
+            for r in rows
+        ],
+    )
+
+
+def print_savings(items: list, mode: str, as_json: bool = False) -> None:
+    """`ecotrain savings`: what each reused checkpoint avoided, and the totals."""
+    import dataclasses
+
+    if as_json:
+        print_json({"mode": mode, "avoided": [dataclasses.asdict(a) for a in items]})
+        return
+    if not items:
+        console.print("no reuse of checkpoints from outside these runs' projects yet")
+        return
+    table(
+        [
+            "checkpoint",
+            "footprint from",
+            "reused by",
+            "avoided energy",
+            "avoided CO2e",
+            "avoided cost",
+        ],
+        [
+            (
+                a.name or a.checkpoint_id[:19],
+                a.footprint.source,
+                f"{len(a.reused_by)} run(s)",
+                fmt_energy(a.energy_kwh),
+                fmt_co2(a.co2_kg),
+                fmt_usd(a.cost_usd),
+            )
+            for a in items
+        ],
+        title=f"Avoided by reuse (mode {mode}; reported beside emissions, never subtracted)",
+    )
+    total = [sum(getattr(a, k) or 0.0 for a in items) for k in ("energy_kwh", "co2_kg", "cost_usd")]
+    console.print(
+        f"total avoided: {fmt_energy(total[0])} · {fmt_co2(total[1])} CO2e · {fmt_usd(total[2])}",
+        markup=False,
+    )
+    for a in items:
+        console.print(f"  {a.assumption}", markup=False)
+
+
+def print_estimate(est: Any, as_json: bool = False) -> None:
+    """`ecotrain estimate`: the what-if figures and their basis."""
+    acc = est.accounting
+    data = {
+        "gpu": est.gpu.key,
+        "gpu_hours": est.gpu_hours,
+        "basis": est.basis,
+        "power_w": est.gpu.power_w,
+        "it_energy_kwh": acc.it_energy_kwh,
+        "pue": acc.site.pue,
+        "facility_energy_kwh": acc.facility_energy_kwh,
+        "region": acc.site.intensity.region,
+        "intensity_g_per_kwh": acc.site.intensity.g_per_kwh,
+        "co2_kg": acc.co2_kg,
+        "cost_usd": acc.cost_usd,
+        "price_source": acc.price_source,
+    }
+    if as_json:
+        print_json(data)
+        return
+    print_mapping(
+        {
+            "GPU-hours": f"{est.gpu_hours:,.1f} ({est.basis})",
+            "IT energy": f"{fmt_energy(acc.it_energy_kwh)} at {est.gpu.power_w:g} W board power",
+            "facility energy": f"{fmt_energy(acc.facility_energy_kwh)} (PUE {acc.site.pue:g})",
+            "CO2e": f"{fmt_co2(acc.co2_kg)} at {acc.site.intensity.g_per_kwh:.4g} g/kWh "
+            f"({acc.site.intensity.region})",
+            "cost": f"{fmt_usd(acc.cost_usd)} ({acc.site.cost_method}, {acc.price_source})",
+        }
+    )

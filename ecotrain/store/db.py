@@ -26,7 +26,7 @@ RUN_COLUMNS = frozenset(c.name for c in runs.columns)
 CHECKPOINT_COLUMNS = frozenset(c.name for c in checkpoints.columns)
 
 
-def _upsert(
+def upsert(
     conn: Connection, table, row: dict, keys: Iterable[str], update_cols=None, where=None
 ) -> int:
     """Insert ``row`` or update it where its key exists (and ``where`` holds), on SQLite and
@@ -105,7 +105,7 @@ class Store:
         with self.engine.begin() as conn:
             # A run's states arrive out of order (heartbeats, spool replays, a detached sync):
             # only a state at least as recent as the stored one replaces it.
-            newer = _upsert(
+            newer = upsert(
                 conn,
                 runs,
                 run,
@@ -128,7 +128,7 @@ class Store:
             for ckpt in record.get("checkpoints") or []:
                 row = _clean(ckpt, CHECKPOINT_COLUMNS)
                 # A stated footprint is only overwritten by another stated footprint.
-                _upsert(conn, checkpoints, row, ["checkpoint_id"])
+                upsert(conn, checkpoints, row, ["checkpoint_id"])
             if record.get("links") is not None:
                 conn.execute(delete(run_checkpoints).where(run_checkpoints.c.run_id == run_id))
                 for link in record["links"]:

@@ -1,0 +1,121 @@
+"""The lineage DAG as a Rich tree, for `ecotrain lineage`: a run with the checkpoints it
+read (and the runs that made them, upwards) and wrote (and the runs that reused them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.markup import escape
+from rich.tree import Tree
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from ecotrain.store.schema import checkpoints, run_checkpoints, runs
+from ecotrain.units import fmt_co2, fmt_energy
+
+MAX_DEPTH = 8
+
+
+def resolve_item(engine: Engine, item: str) -> tuple[str, str]:
+    """('run', run_id) or ('checkpoint', checkpoint_id) for what the user typed."""
+    with engine.connect() as conn:
+        run_ids = (
+            conn.execute(select(runs.c.run_id).where(runs.c.run_id.startswith(item)).limit(2))
+            .scalars()
+            .all()
+        )
+        if len(run_ids) == 1:
+            return "run", run_ids[0]
+        ids = (
+            conn.execute(
+                select(checkpoints.c.checkpoint_id)
+                .where(
+                    checkpoints.c.checkpoint_id.startswith(item)
+                    | checkpoints.c.checkpoint_id.startswith(f"sha256:{item}")
+                    | (checkpoints.c.hf_repo == item)
+                    | (checkpoints.c.name == item)
+                )
+                .limit(2)
+            )
+            .scalars()
+            .all()
+        )
+        if len(ids) == 1:
+            return "checkpoint", ids[0]
+    if Path(item).exists():
+        from ecotrain.lineage import identify
+
+        return "checkpoint", identify(item)["checkpoint_id"]
+    raise LookupError(
+        f"no run or checkpoint matches {item!r}"
+        + (" (ambiguous prefix)" if len(run_ids) > 1 or len(ids) > 1 else "")
+    )
+
+
+def _run_label(row) -> str:
+    return (
+        f"run {row.run_id[:12]} [{row.project}] {row.status} · "
+        f"{fmt_energy(row.facility_energy_kwh)} · {fmt_co2(row.co2_kg)} CO2e"
+    )
+
+
+def _ckpt_label(conn, ckpt_id: str) -> str:
+    row = conn.execute(
+        select(checkpoints.c.name).where(checkpoints.c.checkpoint_id == ckpt_id)
+    ).first()
+    return escape(f"{row.name if row else '?'} ({ckpt_id[:19]})")
+
+
+def _links(conn, ckpt_id: str, role: str):
+    return conn.execute(
+        select(runs)
+        .join(run_checkpoints, run_checkpoints.c.run_id == runs.c.run_id)
+        .where(run_checkpoints.c.checkpoint_id == ckpt_id, run_checkpoints.c.role == role)
+    ).all()
+
+
+def _ckpts_of(conn, run_id: str, role: str) -> list[str]:
+    return (
+        conn.execute(
+            select(run_checkpoints.c.checkpoint_id).where(
+                run_checkpoints.c.run_id == run_id, run_checkpoints.c.role == role
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
+def _up(conn, node: Tree, ckpt_id: str, depth: int, seen: set) -> None:
+    for run in _links(conn, ckpt_id, "produced"):
+        child = node.add(f"made by {_run_label(run)}")
+        if depth < MAX_DEPTH and run.run_id not in seen:
+            seen.add(run.run_id)
+            for parent in _ckpts_of(conn, run.run_id, "consumed"):
+                _up(conn, child.add(f"from {_ckpt_label(conn, parent)}"), parent, depth + 1, seen)
+
+
+def _down(conn, node: Tree, ckpt_id: str, depth: int, seen: set) -> None:
+    for run in _links(conn, ckpt_id, "consumed"):
+        child = node.add(f"reused by {_run_label(run)}")
+        if depth < MAX_DEPTH and run.run_id not in seen:
+            seen.add(run.run_id)
+            for made in _ckpts_of(conn, run.run_id, "produced"):
+                _down(conn, child.add(f"wrote {_ckpt_label(conn, made)}"), made, depth + 1, seen)
+
+
+def tree(engine: Engine, kind: str, key: str) -> Tree:
+    """The lineage around one run or checkpoint."""
+    with engine.connect() as conn:
+        if kind == "run":
+            run = conn.execute(select(runs).where(runs.c.run_id == key)).one()
+            root = Tree(_run_label(run))
+            for ckpt in _ckpts_of(conn, key, "consumed"):
+                _up(conn, root.add(f"read {_ckpt_label(conn, ckpt)}"), ckpt, 1, {key})
+            for ckpt in _ckpts_of(conn, key, "produced"):
+                _down(conn, root.add(f"wrote {_ckpt_label(conn, ckpt)}"), ckpt, 1, {key})
+            return root
+        root = Tree(f"checkpoint {_ckpt_label(conn, key)}")
+        _up(conn, root, key, 1, set())
+        _down(conn, root, key, 1, set())
+        return root
