@@ -70,26 +70,29 @@ EXT=$("$PYTHON" "$HERE/tinynet.py" --ext)
 BASE=ckpt/base$EXT LEGAL=ckpt/legal$EXT FINANCE=ckpt/finance$EXT
 ADAPTER=ckpt/medical-adapter$EXT MERGED=ckpt/legal-finance-merged$EXT
 
+# The base model is trained once by a "foundation" team; the fine-tuning project reuses it.
+# (Reuse inside the project that paid for a checkpoint avoids nothing: see ecotrain.savings.)
 step() {
   printf '\n== %s\n' "$1"
-  shift
-  "$ECOTRAIN" run --project demo --region FRA "$@"
+  project=$2
+  shift 2
+  "$ECOTRAIN" run --project "$project" --region FRA "$@"
 }
 
-step "1/5 pretrain: the expensive run every later run reuses" \
+step "1/5 pretrain: the expensive run every later run reuses" foundation \
   --tag stage=pretrain --produces "$BASE" \
   -- "$PYTHON" "$HERE/pretrain.py" --out "$BASE" --steps "$PRE"
-step "2/5 fine-tune the pretrained model on 'legal'" \
+step "2/5 fine-tune the pretrained model on 'legal'" demo \
   --tag stage=finetune --uses "$BASE" --produces "$LEGAL" \
   -- "$PYTHON" "$HERE/finetune.py" --init "$BASE" --task legal --out "$LEGAL" --steps "$FT"
-step "3/5 fine-tune the pretrained model on 'finance'" \
+step "3/5 fine-tune the pretrained model on 'finance'" demo \
   --tag stage=finetune --uses "$BASE" --produces "$FINANCE" \
   -- "$PYTHON" "$HERE/finetune.py" --init "$BASE" --task finance --out "$FINANCE" --steps "$FT"
-step "4/5 train a rank-4 adapter on 'medical' (the base stays frozen)" \
+step "4/5 train a rank-4 adapter on 'medical' (the base stays frozen)" demo \
   --tag stage=adapter --uses "$BASE" --produces "$ADAPTER" \
   -- "$PYTHON" "$HERE/finetune_adapter.py" --base "$BASE" --task medical --out "$ADAPTER" \
   --steps "$FT"
-step "5/5 merge the two fine-tunes by weight averaging" \
+step "5/5 merge the two fine-tunes by weight averaging" demo \
   --tag stage=merge --uses "$LEGAL" --uses "$FINANCE" --produces "$MERGED" \
   -- "$PYTHON" "$HERE/merge.py" "$LEGAL" "$FINANCE" -o "$MERGED"
 
