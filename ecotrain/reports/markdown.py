@@ -17,6 +17,9 @@ def render(report: Report) -> str:
     out = [
         "## Compute, energy and emissions",
         "",
+        "Selection: "
+        + _cell(", ".join(f"{k}={v}" for k, v in report.selection.items()) or "all runs"),
+        "",
         f"| {head} | Runs | GPU | GPU-hours | Energy (facility) | CO2e | Cost |",
         "|---|---:|---|---:|---:|---:|---:|",
     ]
