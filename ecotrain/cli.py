@@ -121,6 +121,13 @@ def runs_cmd(
         job=job,
         tags=parse_tags(tag),
     )
+    if job and not as_json:
+        from ecotrain.output import print_job
+        from ecotrain.store.aggregates import totals
+
+        rows = list_runs(store.engine, flt, limit=limit, order="rank", descending=False)
+        print_job(job, totals(store.engine, flt), rows)
+        return
     print_runs(list_runs(store.engine, flt, limit=limit), as_json=as_json)
 
 
