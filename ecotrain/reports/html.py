@@ -98,7 +98,7 @@ def render(report: Report) -> str:
         "<title>ecotrain report</title>"
         f"<style>{STYLE}</style></head><body>"
         "<h1>Compute, energy and emissions</h1>"
-        f"<p class=\"note\">Selection: {escape(_selection(report))}</p>"
+        f'<p class="note">Selection: {escape(_selection(report))}</p>'
         f"<p>{report.n_runs} run(s), {escape(str(report.first_start))} to "
         f"{escape(str(report.last_end))}: <strong>{fmt_energy(t['energy_kwh'])}</strong> "
         f"facility energy, <strong>{fmt_co2(t['co2_kg'])} CO2e</strong>, "
