@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The ecotrain story in five small CPU runs, each wrapped by `ecotrain run`:
 #   pretrain -> fine-tune (legal) -> fine-tune (finance) -> adapter (medical) -> merge
-# then the savings table (what reusing the pretrained checkpoint avoided), a Markdown report,
-# and how to open the dashboard.
+# The pretraining belongs to project `foundation` (the lab's shared base model); the four
+# runs that reuse it belong to project `demo`. Then the savings table (what reusing the base
+# avoided project `demo`), a Markdown report of `demo`, and how to open the dashboard.
 #
 # Usage: bash sample_runs/demo.sh [--quick] [--dir DIR] [--use-my-store]
 #   --quick          fewer training steps (about 5x faster; what the tests use)
@@ -72,24 +73,27 @@ ADAPTER=ckpt/medical-adapter$EXT MERGED=ckpt/legal-finance-merged$EXT
 
 step() {
   printf '\n== %s\n' "$1"
-  shift
-  "$ECOTRAIN" run --project demo --region FRA "$@"
+  local project=$2
+  shift 2
+  "$ECOTRAIN" run --project "$project" --region FRA "$@"
 }
 
-step "1/5 pretrain: the expensive run every later run reuses" \
+# A checkpoint's cost is paid by the project that trained it: reusing it saves only other
+# projects. So the base model is pretrained in its own project, as a lab's shared model is.
+step "1/5 pretrain the shared base model (project foundation)" foundation \
   --tag stage=pretrain --produces "$BASE" \
   -- "$PYTHON" "$HERE/pretrain.py" --out "$BASE" --steps "$PRE"
-step "2/5 fine-tune the pretrained model on 'legal'" \
+step "2/5 fine-tune the pretrained model on 'legal'" demo \
   --tag stage=finetune --uses "$BASE" --produces "$LEGAL" \
   -- "$PYTHON" "$HERE/finetune.py" --init "$BASE" --task legal --out "$LEGAL" --steps "$FT"
-step "3/5 fine-tune the pretrained model on 'finance'" \
+step "3/5 fine-tune the pretrained model on 'finance'" demo \
   --tag stage=finetune --uses "$BASE" --produces "$FINANCE" \
   -- "$PYTHON" "$HERE/finetune.py" --init "$BASE" --task finance --out "$FINANCE" --steps "$FT"
-step "4/5 train a rank-4 adapter on 'medical' (the base stays frozen)" \
+step "4/5 train a rank-4 adapter on 'medical' (the base stays frozen)" demo \
   --tag stage=adapter --uses "$BASE" --produces "$ADAPTER" \
   -- "$PYTHON" "$HERE/finetune_adapter.py" --base "$BASE" --task medical --out "$ADAPTER" \
   --steps "$FT"
-step "5/5 merge the two fine-tunes by weight averaging" \
+step "5/5 merge the two fine-tunes by weight averaging" demo \
   --tag stage=merge --uses "$LEGAL" --uses "$FINANCE" --produces "$MERGED" \
   -- "$PYTHON" "$HERE/merge.py" "$LEGAL" "$FINANCE" -o "$MERGED"
 
