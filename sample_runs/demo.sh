@@ -78,8 +78,9 @@ step() {
   "$ECOTRAIN" run --project "$project" --region FRA "$@"
 }
 
-# A checkpoint's cost is paid by the project that trained it: reusing it saves only other
-# projects. So the base model is pretrained in its own project, as a lab's shared model is.
+# The base model is trained once by a "foundation" team; the fine-tuning project reuses it.
+# Reuse inside the project that paid for a checkpoint avoids nothing (see ecotrain.savings),
+# so the base belongs to its own project, as a lab's shared model does.
 step "1/5 pretrain the shared base model (project foundation)" foundation \
   --tag stage=pretrain --produces "$BASE" \
   -- "$PYTHON" "$HERE/pretrain.py" --out "$BASE" --steps "$PRE"
