@@ -66,6 +66,65 @@ def _install() -> None:
             return
 
     sys.addaudithook(hook)
+    _watch_native_readers(hook)
+
+
+# safetensors reads and writes files from Rust (no Python open(), so no audit event):
+# wrap its entry points when, and only if, the script imports it.
+_NATIVE = {
+    "safetensors": {"safe_open": 0},
+    "safetensors.numpy": {"load_file": 0, "save_file": 1},
+    "safetensors.torch": {"load_file": 0, "save_file": 1, "save_model": 1, "load_model": 1},
+}
+
+
+def _watch_native_readers(hook) -> None:
+    import functools
+    from importlib.abc import MetaPathFinder
+
+    def wrap(module, name, arg_index, writing):
+        original = getattr(module, name, None)
+        if original is None or getattr(original, "__ecotrain__", False):
+            return
+
+        @functools.wraps(original)
+        def wrapper(*args, **kwargs):
+            path = args[arg_index] if len(args) > arg_index else kwargs.get("filename")
+            if isinstance(path, str | bytes | os.PathLike):
+                hook("open", (os.fspath(path), "wb" if writing else "rb", 0))
+            return original(*args, **kwargs)
+
+        wrapper.__ecotrain__ = True
+        try:
+            setattr(module, name, wrapper)
+        except (AttributeError, TypeError):
+            pass
+
+    class Finder(MetaPathFinder):
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname not in _NATIVE:
+                return None
+            for finder in sys.meta_path:
+                if finder is self:
+                    continue
+                spec = getattr(finder, "find_spec", lambda *a: None)(fullname, path, target)
+                if spec is not None and spec.loader is not None:
+                    loader = spec.loader
+                    exec_module = loader.exec_module
+
+                    def patched(module, _exec=exec_module, _name=fullname):
+                        _exec(module)
+                        for func, index in _NATIVE[_name].items():
+                            wrap(module, func, index, func.startswith("save"))
+
+                    try:
+                        loader.exec_module = patched
+                    except (AttributeError, TypeError):
+                        return spec
+                    return spec
+            return None
+
+    sys.meta_path.insert(0, Finder())
 
 
 def _chain() -> None:
