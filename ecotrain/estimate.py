@@ -14,7 +14,6 @@ about 38-46 % model FLOPs utilisation. The GPU table is ecotrain/data/gpus.toml.
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -80,6 +79,8 @@ def find_gpu(name: str) -> GPU:
             return gpus[candidate]
         if candidate.upper() in folded:
             return gpus[folded[candidate.upper()]]
+    import difflib  # only on the error path: keep it off the run path's imports
+
     close = difflib.get_close_matches(text.upper(), list(folded), n=3, cutoff=0.5)
     hint = f" (did you mean {', '.join(folded[c] for c in close)}?)" if close else ""
     raise UnknownGPU(f"unknown GPU {name!r}{hint}; known: {', '.join(gpus)}")

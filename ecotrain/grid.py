@@ -10,7 +10,6 @@ read until the first lookup.
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import json
 import os
@@ -305,6 +304,8 @@ def resolve_intensity(region: str | None) -> Intensity:
 def _message(shown: str, text: str, choices: dict[str, str], how: str) -> str:
     """One line: what was wrong, close matches (difflib), and how to set a valid region."""
     keys = {k.lower(): v for k, v in choices.items()}
+    import difflib  # only on the error path: keep it off the run path's imports
+
     close = difflib.get_close_matches(text.lower(), list(keys), n=5, cutoff=0.6)
     suggestions = list(dict.fromkeys(keys[c] for c in close))[:3]
     hint = f" (did you mean {', '.join(suggestions)}?)" if suggestions else ""
