@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ecotrain.reports import render
-from ecotrain.reports.jsonfmt import schema
+from ecotrain.reports.json import schema
 from ecotrain.reports.latex import escape
 from ecotrain.reports.model import build_report
 from ecotrain.savings import Avoided, Footprint
