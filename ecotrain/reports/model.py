@@ -19,7 +19,7 @@ from ecotrain.store.queries import RunFilter
 from ecotrain.store.records import utcnow
 from ecotrain.store.schema import run_checkpoints, runs
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: grid_data_version, reuse_note, intensity year
 # Embodied emissions of GPU manufacturing per GPU-hour (REFERENCES.md); excluded, stated.
 EMBODIED_KG_PER_GPU_HOUR = (0.010, 0.013)
 
