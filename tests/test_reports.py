@@ -15,13 +15,13 @@ import pytest
 import yaml
 
 from ecotrain.reports import render
-from ecotrain.reports.jsonfmt import schema
+from ecotrain.reports.json import schema
 from ecotrain.reports.latex import escape
 from ecotrain.reports.model import build_report
 from ecotrain.savings import Avoided, Footprint
 from ecotrain.store.db import Store
 from ecotrain.store.queries import RunFilter
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_synced
 
 NASTY = "bert_50% & #1 {x} ~^\\ <script>alert(1)</script>"
 
@@ -153,8 +153,12 @@ def test_latex_escapes_and_compiles(store: Store, tmp_path: Path) -> None:
     assert escape("a_b%c&d#e$f{g}h~i^j\\k") == (
         r"a\_b\%c\&d\#e\$f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}k"
     )
-    tex = render(report(store), "latex")
+    # One line per project (3 runs > 2): the nasty name is in the table and the reuse table.
+    rep = build_report(store.engine, RunFilter(), group_threshold=2, avoided_fn=fake_avoided)
+    assert rep.grouped_by == "project" and rep.lines[0].label == NASTY
+    tex = render(rep, "latex")
     assert "\\toprule" in tex and "18" in tex and NASTY not in tex
+    assert escape("bert_50% & #1 {x} ~^\\") in tex
     pdflatex = shutil.which("pdflatex")
     if pdflatex is None:
         pytest.skip("pdflatex is not installed (.ci/run installs it)")
@@ -226,26 +230,107 @@ def test_cli_bad_input_and_files(store: Store, tmp_path: Path) -> None:
     assert json.loads(out.read_text())["n_runs"] == 1
 
 
-def test_secret_on_command_line_never_reaches_a_report(db_path: Path, tmp_path: Path) -> None:
-    token = "hf_abcdefghijklmnopqrstuvwxyz123456"
+def test_secret_on_command_line_never_reaches_a_report(db_path: Path) -> None:
+    token = "hf_abcdefghijklmnopqrstuvwx"
     result = run_cli(
-        "run",
-        "--project",
-        "secret",
-        "--",
-        sys.executable,
-        "-c",
-        "pass",
-        "--hf-token",
-        token,
-        f"--api-key={token}",
-    )
+        "run", "--project", "secret", "--", sys.executable, "-c", "pass",
+        "--hf-token", token, f"--api-key={token}",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert run_cli("sync", "-q").returncode == 0
+    rows = wait_synced(db_path)
+    assert [r["project"] for r in rows] == ["secret"]
     assert token.encode() not in db_path.read_bytes()
+    rep = build_report(Store(str(db_path)).engine, RunFilter(project="secret"))
     for fmt in ("md", "latex", "html", "json", "model-card"):
-        out = run_cli("report", "--project", "secret", "--format", fmt)
-        assert out.returncode == 0, out.stderr
-        assert token not in out.stdout
-    shown = run_cli("runs", "--json")
-    assert token not in shown.stdout and "***" in shown.stdout
+        assert token not in render(rep, fmt), fmt
+    out = run_cli("report", "--project", "secret", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert token not in out.stdout and json.loads(out.stdout)["n_runs"] == 1
+
+
+def _tagged(store: Store, run_id: str, day: int, gpu_kwh: float, **extra) -> None:
+    store.write_record(_run(run_id, "sweep", day, gpu_j=gpu_kwh * 3.6e6, cpu_j=0.0, **extra))
+
+
+def test_grouping_by_tag_job_and_week(store: Store) -> None:
+    # One project: the project cannot split it, the tag "experiment" can.
+    for i, (exp, kwh) in enumerate([("a", 1.0), ("a", 2.0), ("b", 4.0)]):
+        _tagged(store, f"t{i}" + "0" * 30, 5 + i, kwh, tags={"experiment": exp, "seed": str(i)})
+    rep = build_report(
+        store.engine, RunFilter(project="sweep"), group_threshold=2, avoided_fn=fake_avoided
+    )
+    assert rep.grouped_by == "tag:experiment"
+    by = {ln.label: ln for ln in rep.lines}
+    assert {k: v.runs for k, v in by.items()} == {"a": 2, "b": 1}
+    assert by["a"].it_energy_kwh == pytest.approx(3.0)
+    assert by["a"].energy_kwh == pytest.approx(3.6)  # x PUE 1.2
+    assert by["b"].co2_kg == pytest.approx(4.0 * 1.2 * 0.05)
+    assert "| a | 2 |" in render(rep, "md")
+
+
+def test_grouping_by_job_then_week(store: Store) -> None:
+    for i in range(3):
+        _tagged(store, f"j{i}" + "0" * 30, 5 + i, 1.0, job_id=f"job{i // 2}", tags={})
+    rep = build_report(
+        store.engine, RunFilter(project="sweep"), group_threshold=2, avoided_fn=fake_avoided
+    )
+    assert rep.grouped_by == "job"
+    assert {ln.label: ln.runs for ln in rep.lines} == {"job0": 2, "job1": 1}
+    # Nothing splits the two NASTY runs into 2+ groups but their week (Nov 2 and 3 2026:
+    # Monday Nov 2 for both) -> one week line holding both runs.
+    rep = build_report(
+        store.engine, RunFilter(project=NASTY), group_threshold=1, avoided_fn=fake_avoided
+    )
+    assert rep.grouped_by == "week"
+    assert [(ln.label, ln.runs) for ln in rep.lines] == [("2026-11-02", 2)]
+
+
+def test_reuse_in_plain_words_and_fine_tuning(store: Store) -> None:
+    store.write_record(
+        {
+            **_run("d" * 32, "ft", 6, gpu_j=3.6e6, cpu_j=0.0),
+            "links": [{"checkpoint_id": "sha256:abc", "role": "consumed", "path": "/m"}],
+        }
+    )
+    rep = build_report(store.engine, RunFilter(project="ft"), avoided_fn=fake_avoided)
+    assert rep.checkpoints_consumed == 1
+    text = rep.methodology
+    assert "Starting from <b>base</b> avoided an estimated 100 kWh and 5 kg CO2e (USD 20.00)" in (
+        text
+    )
+    assert "under the assumption that" in text and "never subtracted" in text
+    # The avoided figures are not netted: the emissions stay those of the run itself.
+    assert rep.totals["co2_kg"] == pytest.approx(1.2 * 0.05)
+    card = yaml.safe_load(render(rep, "model-card").strip("-\n"))["co2_eq_emissions"]
+    assert card["training_type"] == "fine-tuning"
+    assert card["emissions"] == pytest.approx(60.0)  # grams
+    assert set(card) == {
+        "emissions", "source", "training_type", "geographical_location", "hardware_used"
+    }  # fmt: skip
+
+
+def test_reuse_not_available_without_savings(store: Store) -> None:
+    def missing(engine, flt, mode="reproduce"):
+        raise ImportError("No module named 'ecotrain.savings'")
+
+    rep = build_report(store.engine, RunFilter(project=NASTY), avoided_fn=missing)
+    assert rep.reuse == [] and rep.reuse_available is False
+    assert "Reuse: not available (ecotrain.savings not installed)." in rep.methodology
+    data = json.loads(render(rep, "json"))
+    jsonschema.validate(data, schema())
+    assert data["reuse_note"] == "not available (ecotrain.savings not installed)"
+
+
+def test_intensity_year_from_grid_data(store: Store) -> None:
+    from ecotrain.grid import data_version, resolve_intensity
+
+    fra = resolve_intensity("FRA")
+    store.write_record(
+        _run("e" * 32, "grid", 7, gpu_j=3.6e6, cpu_j=0.0, intensity_g_per_kwh=fra.g_per_kwh,
+             intensity_source=fra.source)
+    )  # fmt: skip
+    rep = build_report(store.engine, RunFilter(project="grid"), avoided_fn=fake_avoided)
+    assert rep.intensity[0]["year"] == fra.year
+    assert rep.grid_data_version == data_version()
+    if fra.year:
+        assert f"{fra.year} data" in rep.methodology

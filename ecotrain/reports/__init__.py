@@ -14,7 +14,7 @@ def render(report, fmt: str) -> str:
     elif fmt == "html":
         from ecotrain.reports.html import render as r
     elif fmt == "json":
-        from ecotrain.reports.jsonfmt import render as r
+        from ecotrain.reports.json import render as r
     elif fmt == "model-card":
         from ecotrain.reports.modelcard import render as r
     else:

@@ -19,6 +19,10 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "--" if value is None else f"{value:.{digits}g}"
 
 
+def _selection(report: Report) -> str:
+    return ", ".join(f"{k}={v}" for k, v in report.selection.items()) or "all runs"
+
+
 def render(report: Report) -> str:
     """The report as a LaTeX fragment (needs \\usepackage{booktabs})."""
     t = report.totals
@@ -45,7 +49,7 @@ def render(report: Report) -> str:
         "\\bottomrule",
         "\\end{tabular}",
         "\\caption{Compute, facility energy, emissions and cost of the training runs "
-        "(measured with ecotrain).}",
+        f"({escape(_selection(report))}; measured with ecotrain).}}",
         "\\label{tab:ecotrain}",
         "\\end{table}",
         "",

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.engine import Engine
 
 from ecotrain import __version__
@@ -19,7 +19,7 @@ from ecotrain.store.queries import RunFilter
 from ecotrain.store.records import utcnow
 from ecotrain.store.schema import run_checkpoints, runs
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: grid_data_version, reuse_note, intensity year
 # Embodied emissions of GPU manufacturing per GPU-hour (REFERENCES.md); excluded, stated.
 EMBODIED_KG_PER_GPU_HOUR = (0.010, 0.013)
 
@@ -78,12 +78,14 @@ class Report:
     pue: list[dict[str, Any]]
     intensity: list[dict[str, Any]]
     price: list[dict[str, Any]]
-    data_versions: list[str]
+    data_versions: list[str]  # what the runs were accounted with
+    grid_data_version: str | None  # the grid data installed now (grid.data_version())
     grouped_by: str | None
     lines: list[Line]
     mode: str
     reuse_available: bool
     reuse: list[Reuse] = field(default_factory=list)
+    reuse_note: str | None = None  # why reuse is not reported, when it is not
     checkpoints_consumed: int = 0  # distinct checkpoints the runs started from
     methodology: str = ""
 
@@ -99,6 +101,42 @@ class Report:
 
 def _iso(value: Any) -> str | None:
     return value.isoformat(timespec="seconds") if isinstance(value, datetime) else value
+
+
+# Tag keys whose values name an experiment group, preferred when several keys would do.
+GROUP_TAG_HINTS = ("experiment", "exp", "group", "sweep", "stage", "model", "task")
+
+
+def _distinct(conn, expr, flt: RunFilter) -> int:
+    return int(conn.execute(select(func.count(distinct(expr))).where(flt.where())).scalar() or 0)
+
+
+def _group_key(engine: Engine, flt: RunFilter, threshold: int) -> tuple[str, Any]:
+    """The experiment grouping for a selection too large to list run by run.
+
+    The first of project, job, a tag key, that splits the runs into 2..threshold groups;
+    else the week the runs started in. Distinct counts run in SQL; only the tag *keys* are
+    read from a bounded sample of rows (their values are grouped in SQL).
+    """
+    with engine.connect() as conn:
+        candidates: list[tuple[str, Any]] = [
+            ("project", runs.c.project),
+            ("job", runs.c.job_id),
+        ]
+        keys: dict[str, int] = {}
+        for tags in conn.execute(
+            select(runs.c.tags).where(flt.where(), runs.c.tags.isnot(None)).limit(500)
+        ).scalars():
+            for key in tags if isinstance(tags, dict) else ():
+                keys[key] = keys.get(key, 0) + 1
+        ordered = sorted(
+            keys, key=lambda k: (k.lower() not in GROUP_TAG_HINTS, -keys[k], k.lower())
+        )
+        candidates += [(f"tag:{k}", runs.c.tags[k].as_string()) for k in ordered[:10]]
+        for name, expr in candidates:
+            if 2 <= _distinct(conn, expr, flt) <= threshold:
+                return name, expr
+    return "week", agg.week_start(engine)
 
 
 def _lines(engine: Engine, flt: RunFilter, n_runs: int, threshold: int) -> tuple[str | None, list]:
@@ -117,9 +155,9 @@ def _lines(engine: Engine, flt: RunFilter, n_runs: int, threshold: int) -> tuple
         (func.coalesce(func.sum(runs.c.ram_energy_j), 0.0) / j).label("ram_kwh"),
     ]
     if n_runs <= threshold:
-        key, grouped = runs.c.run_id, None
+        grouped, key = None, runs.c.run_id
     else:
-        key, grouped = runs.c.project, "project"
+        grouped, key = _group_key(engine, flt, threshold)
     stmt = (
         select(key.label("label"), *cols)
         .where(flt.where())
@@ -131,10 +169,41 @@ def _lines(engine: Engine, flt: RunFilter, n_runs: int, threshold: int) -> tuple
     out = []
     for r in rows:
         label = r.pop("label")
-        r["label"] = label[:12] if grouped is None else (label or "(none)")
+        r["label"] = (
+            label[:12]
+            if grouped is None
+            else (
+                str(label)[: 10 if grouped == "week" else None] if label is not None else "(none)"
+            )
+        )
         r["started"] = _iso(r["started"])
         out.append(Line(**r))
     return grouped, out
+
+
+def _with_years(intensity: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add the data year to each stored intensity that today's grid data reproduces."""
+    from ecotrain.grid import UnknownRegion, resolve_intensity
+
+    for row in intensity:
+        row["year"] = None
+        try:
+            now = resolve_intensity(row["region"]) if row["region"] else None
+        except (UnknownRegion, OSError, ValueError):
+            now = None
+        value = row["intensity_g_per_kwh"]
+        if now is not None and value is not None and abs(now.g_per_kwh - value) < 1e-6:
+            row["year"] = now.year
+    return intensity
+
+
+def _grid_data_version() -> str | None:
+    from ecotrain.grid import data_version
+
+    try:
+        return data_version()
+    except (OSError, ValueError):
+        return None
 
 
 def build_report(
@@ -217,7 +286,7 @@ def build_report(
         components=agg.component_split(engine, flt),
         hardware=hardware,
         pue=sources["pue"],
-        intensity=sources["intensity"],
+        intensity=_with_years(sources["intensity"]),
         price=sources["price"],
         data_versions=sorted(
             {
@@ -227,10 +296,12 @@ def build_report(
             }
             | {v["data_version"] for v in sources["versions"] if v["data_version"]}
         ),
+        grid_data_version=_grid_data_version(),
         grouped_by=grouped,
         lines=lines,
         mode=mode,
         reuse_available=available,
+        reuse_note=None if available else "not available (ecotrain.savings not installed)",
         reuse=reuse,
         checkpoints_consumed=int(consumed or 0),
     )
@@ -245,7 +316,8 @@ def _methods_sentence(report: Report) -> str:
         "GPUs, RAPL for CPUs and DRAM)",
         "integrated": "integrated from NVML power samples (trapezoid rule)",
         "modelled": "modelled energy (CPU: TDP x the process tree's CPU time / (wall time x "
-        "logical CPUs), TDP from codecarbon's CPU table; RAM: 0.375 W per GiB of resident "
+        "logical CPUs), TDP from codecarbon's CPU table, or 4 W per logical thread for an "
+        "unlisted CPU; RAM: 0.375 W per GiB of resident "
         "memory)",
         "replayed": "replayed from recorded traces",
         "imported": "imported from codecarbon measurements",
@@ -271,7 +343,9 @@ def methodology(report: Report) -> str:
     )
     grid = (
         "; ".join(
-            f"{i['region']}: {i['intensity_g_per_kwh']:.4g} g CO2e/kWh ({i['intensity_source']})"
+            f"{i['region']}: {i['intensity_g_per_kwh']:.4g} g CO2e/kWh ({i['intensity_source']}"
+            + (f", {i['year']} data" if i.get("year") else "")
+            + f"; {i['runs']} run{'s' if i['runs'] != 1 else ''})"
             for i in report.intensity
             if i["intensity_g_per_kwh"] is not None
         )
@@ -294,20 +368,61 @@ def methodology(report: Report) -> str:
         f"IT energy ({t['it_energy_kwh']:.4g} kWh) is multiplied by the data centre's power "
         f"usage effectiveness (PUE {pue}) to give facility energy ({t['energy_kwh']:.4g} kWh), "
         f"which is multiplied by the location-based grid carbon intensity ({grid}) to give "
-        f"{t['co2_kg']:.4g} kg CO2e. Cost is {price}. Data: {', '.join(report.data_versions)}. "
+        f"{t['co2_kg']:.4g} kg CO2e. Cost is {price}. Data: {_data_sentence(report)}. "
         "Excluded: embodied emissions of the hardware (about "
         f"{EMBODIED_KG_PER_GPU_HOUR[0]}-{EMBODIED_KG_PER_GPU_HOUR[1]} kg CO2e per GPU-hour, "
         f"i.e. {low:.3g}-{high:.3g} kg for these {t['gpu_hours']:.3g} GPU-hours), networking, "
         "storage, and idle time between runs."
     )
-    if report.reuse:
-        avoided = sum(r.co2_kg or 0.0 for r in report.reuse)
-        items = " ".join(r.assumption[0].upper() + r.assumption[1:] + "." for r in report.reuse)
-        text += (
-            f" Reuse (counterfactual mode '{report.mode}'): {items} In total an estimated "
-            f"{avoided:.4g} kg CO2e was avoided; this is reported beside, never subtracted "
-            "from, the emissions above, and each checkpoint is counted once."
+    return text + " " + _reuse_sentence(report)
+
+
+def _data_sentence(report: Report) -> str:
+    used = ", ".join(report.data_versions) or "versions not recorded"
+    if report.grid_data_version and report.grid_data_version not in report.data_versions:
+        return f"{used} (grid data installed now: {report.grid_data_version})"
+    return used
+
+
+def _reuse_sentence(report: Report) -> str:
+    """The reuse counterfactual in plain words; avoided figures stated apart, never netted."""
+    if not report.reuse_available:
+        return f"Reuse: {report.reuse_note}."
+    n = max(report.checkpoints_consumed, len(report.reuse))
+    if not n:
+        return "The runs started from no recorded checkpoint (training from scratch)."
+    started = f"The runs started from {n} checkpoint{'s' if n != 1 else ''}"
+    if not report.reuse:
+        return (
+            f"{started}, each produced within the selected project(s): their cost is "
+            "already included above, so no avoided emissions are claimed."
         )
-    elif not report.reuse_available:
-        text += " Reuse of checkpoints was not assessed."
-    return text
+    if report.mode == "none":
+        names = ", ".join(r.name for r in report.reuse)
+        return f"{started} ({names}); no counterfactual is claimed (mode 'none')."
+    items = []
+    for r in report.reuse:
+        src = r.footprint_source + (f", {r.citation}" if r.citation else "")
+        if r.co2_kg is None:
+            items.append(f"For {r.name} the cost of producing it is unknown ({src}).")
+            continue
+        figures = f"{r.co2_kg:.4g} kg CO2e"
+        if r.energy_kwh is not None:
+            figures = f"{r.energy_kwh:.4g} kWh and {figures}"
+        if r.cost_usd is not None:
+            figures += f" (USD {r.cost_usd:,.2f})"
+        assumption = r.assumption
+        prefix = f"starting from {r.name} avoided "
+        if assumption.startswith(prefix):
+            assumption = assumption[len(prefix) :]
+        items.append(
+            f"Starting from {r.name} avoided an estimated {figures} under the assumption "
+            f"that the alternative was {assumption} (footprint: {src}; reused by "
+            f"{r.reused_by} run{'s' if r.reused_by != 1 else ''})."
+        )
+    avoided = sum(r.co2_kg or 0.0 for r in report.reuse)
+    return (
+        f"{started}. Counterfactual mode '{report.mode}': {' '.join(items)} In total an "
+        f"estimated {avoided:.4g} kg CO2e was avoided; this is reported beside, never "
+        "subtracted from, the emissions above, and each checkpoint is counted once."
+    )

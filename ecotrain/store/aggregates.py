@@ -99,7 +99,8 @@ def totals(engine: Engine, flt: RunFilter) -> dict[str, float]:
     return dict(row._mapping)
 
 
-def _week_start(engine: Engine):
+def week_start(engine: Engine):
+    """SQL expression: the Monday (a date) of the week a run started, on both backends."""
     # Monday of the run's week, as a date, on both backends.
     if engine.dialect.name == "postgresql":
         return cast(func.date_trunc("week", runs.c.started_at), Date)
@@ -108,7 +109,7 @@ def _week_start(engine: Engine):
 
 def weekly_trend(engine: Engine, flt: RunFilter) -> list[dict[str, Any]]:
     """Per-week sums (week = Monday's date, ISO string), oldest first."""
-    week = _week_start(engine).label("week")
+    week = week_start(engine).label("week")
     stmt = (
         select(week, func.count().label("runs"), *_sum_cols())
         .select_from(runs)
