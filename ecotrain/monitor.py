@@ -341,6 +341,7 @@ class Recorder:
         notes.extend(f"not used: {r}" for r in self.unavailable)
         if self.lineage is not None:
             notes.extend(self.lineage.notes)
+        notes.extend(accounting.pop("accounting_notes", []))
         if self.writer.failed:
             notes.append(self.writer.failed)
         run = {

@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from ecotrain.accounting import Energy, Site, account
+from ecotrain.accounting import Site, reprice
 from ecotrain.grid import Intensity
 from ecotrain.store.queries import RunFilter
 from ecotrain.store.schema import checkpoints, run_checkpoints, runs
@@ -304,7 +304,9 @@ def avoided(
             reused_by,
             f"only the CO2e of producing {name} is known ({footprint.source}); kept as published",
         )
-    acc = account(Energy.from_kwh(it_kwh), site)
+    acc = reprice(
+        site, it_energy_kwh=it_kwh, gpu_hours=footprint.gpu_hours, gpu_model=footprint.gpu_model
+    )
     return Avoided(
         footprint.checkpoint_id,
         footprint.name,
