@@ -109,11 +109,9 @@ def _stated(row: dict[str, Any] | None, checkpoint_id: str) -> Footprint | None:
     published = lookup(hf_repo) or lookup(name)
     if published is None:
         return None
-    it = (
-        published.energy_kwh / published.pue
-        if published.energy_kwh is not None and published.pue
-        else None
-    )
+    it = published.it_energy_kwh
+    if it is None and published.energy_kwh is not None and published.pue:
+        it = published.energy_kwh / published.pue
     return Footprint(
         checkpoint_id=checkpoint_id,
         name=name or hf_repo,
@@ -201,6 +199,8 @@ def checkpoint_footprint(engine: Engine, checkpoint_id: str) -> Footprint:
     )
     for ancestor in stated:  # published ancestors of recorded runs, each once
         fp.citation += f"; ancestor {ancestor.name}: {ancestor.source}"
+        # Re-pricing needs the ancestor's IT energy, even when only its GPU-hours are known.
+        ancestor.it_energy_kwh = it_energy(ancestor)[0]
         for attr in ("it_energy_kwh", "energy_kwh", "co2_kg", "cost_usd", "gpu_hours"):
             value = getattr(ancestor, attr)
             if value is not None:
@@ -227,6 +227,32 @@ def _site_of(run: dict[str, Any]) -> Site:
         price=price,
         price_source=run.get("price_source") or "",
     )
+
+
+def it_energy(footprint: Footprint) -> tuple[float | None, str]:
+    """The IT energy (kWh) of producing a checkpoint, and how it was obtained: as recorded,
+    else GPU-hours x the GPU's board power (data/gpus.toml), else the published energy
+    divided by its PUE (taken as IT energy when no PUE is published)."""
+    if footprint.it_energy_kwh is not None:
+        return footprint.it_energy_kwh, "its recorded IT energy"
+    if footprint.gpu_hours and footprint.gpu_model:
+        from ecotrain.estimate import UnknownGPU, find_gpu
+
+        try:
+            gpu = find_gpu(footprint.gpu_model)
+        except UnknownGPU:
+            pass
+        else:
+            return (
+                footprint.gpu_hours * gpu.power_w / 1000.0,
+                f"{footprint.gpu_hours:,.0f} {gpu.key} GPU-hours at {gpu.power_w:g} W board power",
+            )
+    if footprint.energy_kwh is not None:
+        return (
+            footprint.energy_kwh / (footprint.pue or 1.0),
+            "its published energy" + ("" if footprint.pue else " (taken as IT energy)"),
+        )
+    return None, "no energy figure"
 
 
 def avoided(
@@ -276,21 +302,7 @@ def avoided(
             f"training {name} again would cost what it cost when it was produced "
             f"({footprint.source}: {footprint.citation or 'no citation'})",
         )
-    it_kwh, basis = footprint.it_energy_kwh, "its recorded IT energy"
-    if it_kwh is None and footprint.gpu_hours and footprint.gpu_model:
-        from ecotrain.estimate import UnknownGPU, find_gpu
-
-        try:
-            gpu = find_gpu(footprint.gpu_model)
-            it_kwh = footprint.gpu_hours * gpu.power_w / 1000.0
-            basis = (
-                f"{footprint.gpu_hours:,.0f} {gpu.key} GPU-hours at {gpu.power_w:g} W board power"
-            )
-        except UnknownGPU:
-            it_kwh = None
-    if it_kwh is None and footprint.energy_kwh is not None:
-        it_kwh = footprint.energy_kwh / (footprint.pue or 1.0)
-        basis = "its published energy" + ("" if footprint.pue else " (taken as IT energy)")
+    it_kwh, basis = it_energy(footprint)
     if it_kwh is None:
         # Only a CO2 figure (a model card): nothing to re-price, keep it as published.
         return Avoided(
