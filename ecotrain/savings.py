@@ -57,6 +57,7 @@ class Footprint:
     pue: float | None = None
     intensity_g_per_kwh: float | None = None
     runs: list[str] = field(default_factory=list)
+    ancestors: list[str] = field(default_factory=list)  # checkpoint ids whose cost is included
 
 
 @dataclass
@@ -196,6 +197,7 @@ def checkpoint_footprint(engine: Engine, checkpoint_id: str) -> Footprint:
         co2_kg=co2,
         cost_usd=cost,
         runs=sorted(run_ids),
+        ancestors=sorted(seen_ckpts - {checkpoint_id}),
     )
     for ancestor in stated:  # published ancestors of recorded runs, each once
         fp.citation += f"; ancestor {ancestor.name}: {ancestor.source}"
@@ -369,7 +371,27 @@ def avoided_for_runs(
         fp = checkpoint_footprint(engine, ckpt)
         here = site or _site_of(outside[0])
         out.append(avoided(fp, mode, here, sorted({r["run_id"] for r in outside})))
-    return out
+    return _fold_ancestors(out)
+
+
+def _fold_ancestors(items: list[Avoided]) -> list[Avoided]:
+    """Avoid each retraining once: a reused checkpoint whose cost is already inside the
+    footprint of another reused checkpoint (its descendant) is listed with nothing claimed."""
+    for a in items:
+        for b in items:
+            if (
+                a is not b
+                and a.checkpoint_id in b.footprint.ancestors
+                and b.checkpoint_id not in a.footprint.ancestors
+                and a.mode != "none"
+            ):
+                a.energy_kwh = a.co2_kg = a.cost_usd = 0.0
+                a.assumption = (
+                    f"already counted in the avoided retraining of {b.name or b.checkpoint_id}, "
+                    "which descends from it"
+                )
+                break
+    return items
 
 
 def list_checkpoints(engine: Engine, limit: int = 200) -> list[dict[str, Any]]:
