@@ -121,6 +121,13 @@ def runs_cmd(
         job=job,
         tags=parse_tags(tag),
     )
+    if job and not as_json:
+        from ecotrain.output import print_job
+        from ecotrain.store.aggregates import totals
+
+        rows = list_runs(store.engine, flt, limit=limit, order="rank", descending=False)
+        print_job(job, totals(store.engine, flt), rows)
+        return
     print_runs(list_runs(store.engine, flt, limit=limit), as_json=as_json)
 
 
@@ -355,6 +362,59 @@ def checkpoint_register(
     )
 
 
+# --- reports ---
+
+
+@app.command()
+def report(
+    project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    run: Annotated[
+        list[str] | None, typer.Option("--run", help="Run id (prefix), repeatable.")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
+    since: Annotated[str | None, typer.Option(help="YYYY-MM-DD or 7d.")] = None,
+    until: Annotated[str | None, typer.Option(help="YYYY-MM-DD.")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="md | latex | html | json | model-card")
+    ] = "md",
+    mode: ModeOpt = "reproduce",
+    output: Annotated[
+        str | None, typer.Option("-o", "--output", help="File (default: stdout).")
+    ] = None,
+    db: DbOpt = None,
+) -> None:
+    """Write the compute/energy/carbon statement for a paper from recorded runs."""
+    from ecotrain.reports import FORMATS, render
+    from ecotrain.reports.model import NoRuns, build_report
+    from ecotrain.savings import MODES
+    from ecotrain.store.queries import RunFilter, suggest
+
+    if fmt not in FORMATS:
+        fail(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
+    if mode not in MODES:
+        fail(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
+    store = _open_store(db)
+    flt = RunFilter(
+        project=project,
+        run_ids=run or None,
+        tags=parse_tags(tag),
+        since=parse_when(since),
+        until=parse_when(until),
+    )
+    try:
+        rep = build_report(store.engine, flt, mode=mode)
+    except NoRuns:
+        fail("no runs match" + suggest(store.engine, project=project, run_ids=run or []))
+    text = render(rep, fmt)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from pathlib import Path
+
+    Path(output).write_text(text)
+    print(f"wrote {output} ({fmt}, {rep.n_runs} runs)", file=sys.stderr)
+
+
 # --- api: import, export, status ---
 import_app = typer.Typer(help="Import measurements made by other tools.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
@@ -460,7 +520,18 @@ def dashboard(
     from ecotrain.dashboard import DB_ENV
     from ecotrain.store.engine import mask_url, resolve_url
 
-    url = resolve_url(_settings(**{"database.url": db})["database.url"])
+    settings = _settings(**{"database.url": db})
+    url = resolve_url(settings["database.url"])
+    if settings.origins["database.url"] == "default" and not _has_runs(url):
+        # First start, nothing recorded yet: show the bundled example rather than nothing.
+        example = files("ecotrain.sample_runs") / "example.db"
+        if example.is_file():
+            url = resolve_url(str(example))
+            print(
+                "ecotrain: your store has no runs yet; showing the bundled example "
+                "(sample_runs/example.db). Record one with `ecotrain run -- python train.py`.",
+                file=sys.stderr,
+            )
     with as_file(files("ecotrain.dashboard") / "app.py") as app_path:
         if not app_path.is_file():
             fail(f"the dashboard app is missing from this install ({app_path})", code=1)
@@ -478,6 +549,20 @@ def dashboard(
         except KeyboardInterrupt:
             code = 0
     raise typer.Exit(code)
+
+
+def _has_runs(url: str) -> bool:
+    from ecotrain.store.aggregates import has_runs_table, readonly_engine
+
+    try:
+        engine = readonly_engine(url)
+        if not has_runs_table(engine):
+            return False
+        from ecotrain.store.queries import count_runs
+
+        return count_runs(engine) > 0
+    except Exception:  # noqa: BLE001 - a missing or unreadable store counts as empty
+        return False
 
 
 def main() -> None:

@@ -247,7 +247,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     db = sqlite_utils.Database(demo / "ecotrain.db")
     runs = list(db.query("SELECT * FROM runs ORDER BY started_at"))
     assert len(runs) == 5
-    assert {r["project"] for r in runs} == {"demo"}
+    assert [r["project"] for r in runs] == ["foundation"] + ["demo"] * 4
     assert {r["status"] for r in runs} == {"finished"}
     assert {r["region"] for r in runs} == {"FRA"}
     assert [json.loads(r["tags"])["stage"] for r in runs] == [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from ecotrain.store.schema import SCHEMA_VERSION, meta, metadata
@@ -28,6 +28,8 @@ def _v2_progress_prediction(conn: Connection) -> None:
     json_type = "JSON" if conn.dialect.name == "postgresql" else "TEXT"
     _add_columns(conn, "runs", {"progress": json_type, "prediction": json_type})
 
+
+ADVISORY_KEY = 0x6563_6F74  # "ecot"
 
 # version -> step that brings a database from version-1 to version.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_progress_prediction}
@@ -52,6 +54,10 @@ def _set_version(conn: Connection, version: int) -> None:
 def upgrade(engine: Engine) -> tuple[int | None, int]:
     """Bring the database to SCHEMA_VERSION; returns (version before, version after)."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Many runs may start at once against a fresh lab database: one creates the
+            # schema, the others wait here and find it done.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_KEY})
         before = current_version(conn)
         if before is None:
             metadata.create_all(conn)
