@@ -4,16 +4,26 @@ Detection, with no change to the training script:
 
 - Python children get an audit hook (``ecotrain/_hook/sitecustomize.py``, put first on their
   PYTHONPATH) that reports every model file opened for reading or writing, even one opened
-  and closed within a millisecond, through the run's events file.
+  and closed within a millisecond, through the run's events file. Native openers that raise
+  no audit event (safetensors' ``safe_open``/``serialize_file``, ``torch.save`` to a path)
+  are wrapped on import so that they do.
 - Any child (also non-Python) is polled about once a second: ``/proc/<pid>/fd`` (with the
   access mode from ``fdinfo``) and ``/proc/<pid>/maps`` (memory-mapped weights) of its tree.
+- Produced files that no hook saw (a non-Python tool, native code): model files under the
+  working directory and the ``--produces`` folders whose mtime is after the run's start,
+  scanned every few seconds and once more at the end (bounded: 20,000 entries, depth 4,
+  30 ms at the end). A concurrent process writing there is attributed to the run too.
+  A non-Python child that reads a file for less than a poll interval is not seen.
+- A sharded set (``model-00001-of-00004.safetensors`` …, with its ``*.index.json``) is one
+  checkpoint. A run that writes out weights it read (a copy) consumed them; it did not
+  produce them.
 - ``--uses`` / ``--produces`` and the Python API (``run.log_checkpoint``) name them
   explicitly. A Hugging Face id (``org/name``) that is not a local path is recorded as such.
 
 Identity: a checkpoint is its content, ``sha256:<hex>``. A Hugging Face cache blob is
 already named by its sha256 (``models--org--name/blobs/<sha256>``), so it is never read. A
-sharded set (``model-00001-of-00004.safetensors`` …) or a directory is one checkpoint whose
-id is the sha256 of its files' names and hashes. Hashing never delays the end of a run:
+sharded set's id is the sha256 of its shards' names and hashes (the index JSON is derived
+from the shards and left out). Hashing never delays the end of a run:
 files are hashed by a background thread while the run goes on, with a cache keyed by
 (device, inode, size, mtime) in the data dir; a file not hashed by the end (typically the
 final checkpoint, written in the last second) is recorded with the provisional id

@@ -19,7 +19,9 @@ Avoided cost of reusing C, under a named counterfactual mode:
 
 Rules (WBCSD avoided-emissions guidance): avoided figures are reported beside the
 footprint, never subtracted from it; in any aggregate a checkpoint's retraining is avoided
-once, however many runs reuse it; and a checkpoint produced by a recorded run of the same
+once, however many runs reuse it — and a reused checkpoint whose cost is already inside the
+footprint of another reused checkpoint (a base model under a reused fine-tune) is listed
+with nothing claimed; and a checkpoint produced by a recorded run of the same
 project as its reuser saves that project nothing (the cost was paid there) — it saves only
 for reusers in other projects, and for the lab as a whole once it is reused across projects.
 """
