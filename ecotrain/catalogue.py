@@ -23,11 +23,13 @@ class Published:
     citation: str
     gpu_model: str | None = None
     gpu_hours: float | None = None
-    energy_kwh: float | None = None  # facility energy as published
+    energy_kwh: float | None = None  # the energy as published
+    it_energy_kwh: float | None = None  # set when the published energy is before any PUE
     co2_kg: float | None = None
     pue: float | None = None
     intensity_g_per_kwh: float | None = None
     verified: bool = False
+    checked: str | None = None  # where a verified figure was re-checked
 
 
 @cache

@@ -4,16 +4,26 @@ Detection, with no change to the training script:
 
 - Python children get an audit hook (``ecotrain/_hook/sitecustomize.py``, put first on their
   PYTHONPATH) that reports every model file opened for reading or writing, even one opened
-  and closed within a millisecond, through the run's events file.
+  and closed within a millisecond, through the run's events file. Native openers that raise
+  no audit event (safetensors' ``safe_open``/``serialize_file``, ``torch.save`` to a path)
+  are wrapped on import so that they do.
 - Any child (also non-Python) is polled about once a second: ``/proc/<pid>/fd`` (with the
   access mode from ``fdinfo``) and ``/proc/<pid>/maps`` (memory-mapped weights) of its tree.
+- Produced files that no hook saw (a non-Python tool, native code): model files under the
+  working directory and the ``--produces`` folders whose mtime is after the run's start,
+  scanned every few seconds and once more at the end (bounded: 20,000 entries, depth 4,
+  30 ms at the end). A concurrent process writing there is attributed to the run too.
+  A non-Python child that reads a file for less than a poll interval is not seen.
+- A sharded set (``model-00001-of-00004.safetensors`` …, with its ``*.index.json``) is one
+  checkpoint. A run that writes out weights it read (a copy) consumed them; it did not
+  produce them.
 - ``--uses`` / ``--produces`` and the Python API (``run.log_checkpoint``) name them
   explicitly. A Hugging Face id (``org/name``) that is not a local path is recorded as such.
 
 Identity: a checkpoint is its content, ``sha256:<hex>``. A Hugging Face cache blob is
 already named by its sha256 (``models--org--name/blobs/<sha256>``), so it is never read. A
-sharded set (``model-00001-of-00004.safetensors`` …) or a directory is one checkpoint whose
-id is the sha256 of its files' names and hashes. Hashing never delays the end of a run:
+sharded set's id is the sha256 of its shards' names and hashes (the index JSON is derived
+from the shards and left out). Hashing never delays the end of a run:
 files are hashed by a background thread while the run goes on, with a cache keyed by
 (device, inode, size, mtime) in the data dir; a file not hashed by the end (typically the
 final checkpoint, written in the last second) is recorded with the provisional id
@@ -30,7 +40,9 @@ import os
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +59,13 @@ HF_CACHE = re.compile(r"models--(?P<repo>[^/]+)/snapshots/(?P<rev>[^/]+)/")
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 POLL_S = 1.0
+SCAN_EVERY_S = 3.0  # mtime scan of the run's directories during the run
+FINAL_SCAN_S = 0.03  # at most this long at the end of the run
+SCAN_MAX_ENTRIES = 20_000
+SCAN_DEPTH = 4
+SCAN_SKIP = frozenset(
+    {"__pycache__", "node_modules", "site-packages", "venv", "wandb", "mlruns", "lightning_logs"}
+)
 CHUNK = 4 * 1024 * 1024
 
 
@@ -56,6 +75,35 @@ def is_model_file(path: str) -> bool:
     if lower.endswith(".json"):
         return lower.endswith(".index.json")
     return lower.endswith(MODEL_SUFFIXES)
+
+
+def shard_set(path: str) -> tuple[str, list[str]] | None:
+    """(set key, shard paths on disk) if ``path`` is a shard of a sharded checkpoint or the
+    index JSON of one, else None. The set key names the whole set
+    (``dir/model-of-00004.safetensors``); the index JSON is metadata derived from the shards,
+    so it belongs to the set but not to its identity."""
+    directory, name = os.path.split(os.path.abspath(path))
+    m = SHARD.match(name)
+    if m:
+        prefix, n, ext = m["prefix"], m["n"], m["ext"]
+    elif name.lower().endswith(".index.json"):
+        prefix, ext = os.path.splitext(name[: -len(".index.json")])
+        n = None
+    else:
+        return None
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        names = []
+    shards = []
+    for other in names:
+        sm = SHARD.match(other)
+        if sm and (sm["prefix"], sm["ext"]) == (prefix, ext) and n in (None, sm["n"]):
+            n = sm["n"]
+            shards.append(os.path.join(directory, other))
+    if n is None:
+        return None  # an index whose shards are not there: no weights to identify
+    return f"{directory}/{prefix}-of-{n}{ext}", shards
 
 
 def child_env(env: dict[str, str], run_id: str) -> dict[str, str]:
@@ -221,6 +269,12 @@ class RunTracker:
         self._hf_ids: list[tuple[str, str]] = []  # (repo id, role) named explicitly
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._started_ns = _epoch_ns(started_at)
+        # The child starts in our working directory; it and the explicit outputs' folders
+        # are where the mtime fallback looks for weights written without an audited open.
+        self._scan_roots = [os.getcwd()] + sorted(
+            {str(Path(p).expanduser().resolve().parent) for p in produces or []}
+        )
         for item in uses or []:
             self._explicit(item, "consumed")
         for item in produces or []:
@@ -250,12 +304,23 @@ class RunTracker:
         with self._lock:
             if role == "consumed" and (path, "produced") in self._seen:
                 return  # reading back what the run itself wrote is not reuse
-            self._seen.setdefault((path, role), _Seen(path, role, detected_by))
+            seen = self._seen.setdefault((path, role), _Seen(path, role, detected_by))
+            if _rank(detected_by) < _rank(seen.detected_by):
+                seen.detected_by = detected_by  # keep the most direct evidence
+        if role == "consumed" and (path.endswith(".index.json") or SHARD.match(path)):
+            members = shard_set(path)
+            with self._lock:
+                for shard in members[1] if members else []:
+                    self._seen.setdefault((shard, role), _Seen(shard, role, detected_by))
 
     def _loop(self) -> None:
+        next_scan = time.monotonic() + SCAN_EVERY_S
         while not self._stop.wait(POLL_S):
             try:
                 self._poll_proc()
+                if time.monotonic() >= next_scan:
+                    self._scan_mtime(time.monotonic() + 0.5)
+                    next_scan = time.monotonic() + SCAN_EVERY_S
                 self._hash_some()
             except Exception as e:  # noqa: BLE001 - lineage must never disturb the run
                 note = f"lineage: {type(e).__name__}: {e}"
@@ -310,39 +375,59 @@ class RunTracker:
         """Rows for the checkpoints, run_checkpoints and checkpoint_paths tables."""
         if final:
             self.stop()
+            try:  # a last look for files written in the run's final second
+                self._scan_mtime(time.monotonic() + FINAL_SCAN_S)
+            except Exception as e:  # noqa: BLE001 - lineage must never disturb the run
+                self.notes.append(f"lineage: {type(e).__name__}: {e}")
         now = utcnow()
         with self._lock:
             seen = list(self._seen.values())
         groups: dict[tuple[str, str], list[_Seen]] = {}
+        set_members: dict[str, list[str]] = {}
         for s in seen:
-            m = SHARD.match(os.path.basename(s.path))
-            key = (
-                f"{os.path.dirname(s.path)}/{m['prefix']}-of-{m['n']}{m['ext']}" if m else s.path,
-                s.role,
-            )
-            groups.setdefault(key, []).append(s)
-        checkpoints, links, paths = [], [], []
+            members = shard_set(s.path)
+            if members is not None:
+                key, shards = members
+                set_members[key] = shards
+            elif s.path.lower().endswith(".index.json"):
+                continue  # an index without its shards holds no weights
+            else:
+                key = s.path
+            groups.setdefault((key, s.role), []).append(s)
+        rows: dict[str, dict] = {}
+        by_role: dict[str, list[tuple[str, str, str]]] = {"consumed": [], "produced": []}
         for (group_path, role), members in groups.items():
-            row = self._identify(group_path, members, now)
+            row = self._identify(group_path, set_members.get(group_path), now)
             if row is None:
                 continue
-            checkpoints.append(row)
-            links.append(
-                {
-                    "checkpoint_id": row["checkpoint_id"],
-                    "role": role,
-                    "path": group_path,
-                    "detected_by": members[0].detected_by,
-                }
-            )
-            paths.append(
-                {
-                    "checkpoint_id": row["checkpoint_id"],
-                    "host": self.host,
-                    "path": group_path,
-                    "seen_at": now,
-                }
-            )
+            rows.setdefault(row["checkpoint_id"], row)
+            by_role[role].append((row["checkpoint_id"], group_path, members[0].detected_by))
+        consumed_ids = {c for c, _, _ in by_role["consumed"]}
+        links, paths, linked = [], [], set()
+        for role in ("consumed", "produced"):
+            for ckpt_id, group_path, detected_by in by_role[role]:
+                paths.append(
+                    {
+                        "checkpoint_id": ckpt_id,
+                        "host": self.host,
+                        "path": group_path,
+                        "seen_at": now,
+                    }
+                )
+                # Writing out weights the run itself read (a copy) produces nothing new, and
+                # must not make this run the checkpoint's producer.
+                if (role == "produced" and ckpt_id in consumed_ids) or (ckpt_id, role) in linked:
+                    continue
+                linked.add((ckpt_id, role))
+                links.append(
+                    {
+                        "checkpoint_id": ckpt_id,
+                        "role": role,
+                        "path": group_path,
+                        "detected_by": detected_by,
+                    }
+                )
+        checkpoints = list(rows.values())
         for repo, role in self._hf_ids:
             ckpt_id = f"hf:{repo}"
             checkpoints.append(
@@ -353,29 +438,31 @@ class RunTracker:
             )
         return {"checkpoints": checkpoints, "links": links, "paths": paths}
 
-    def _identify(self, group_path: str, members: list[_Seen], now: Any) -> dict | None:
+    def _identify(self, group_path: str, shards: list[str] | None, now: Any) -> dict | None:
+        """The checkpoints row of one file, or of a sharded set (``shards`` on disk)."""
+        files = shards if shards is not None else [group_path]
         hashes: list[tuple[str, str]] = []
         pending = None
         size = 0
-        for s in sorted(members, key=lambda s: s.path):
+        for path in files:
             try:
-                st = os.stat(s.path)
+                st = os.stat(path)
             except OSError:
-                note = f"checkpoint {s.path} vanished before it could be identified"
+                note = f"checkpoint {path} vanished before it could be identified"
                 if note not in self.notes:
                     self.notes.append(note)
                 return None
             size += st.st_size
-            sha = self.cache.get(s.path)
+            sha = self.cache.get(path)
             if sha is None:
-                pending = pending or pending_id(s.path, st)
-            hashes.append((os.path.basename(s.path), sha or ""))
-        if pending is not None and len(members) == 1:
-            ckpt_id = pending
+                pending = pending or pending_id(path, st)
+            hashes.append((os.path.basename(path), sha or ""))
+        if shards is None:
+            ckpt_id = pending or f"sha256:{hashes[0][1]}"
         elif pending is not None:
-            ckpt_id = f"pending:{self.host}:set:{group_path}"
-        elif len(members) == 1:
-            ckpt_id = f"sha256:{hashes[0][1]}"
+            # the path is in the link row; the id only needs to be unique and short
+            digest = hashlib.sha256(group_path.encode()).hexdigest()[:32]
+            ckpt_id = f"pending:{self.host}:set:{digest}"
         else:
             ckpt_id = combined_id(hashes)
         repo, rev = hf_info(group_path)
@@ -387,12 +474,65 @@ class RunTracker:
             "hf_revision": rev,
             "first_seen_at": now,
         }
-        card = read_model_card(members[0].path)
+        card = read_model_card(files[0])
         if card:
             if "card_error" in card:
-                self.notes.append(card.pop("card_error"))
+                note = card.pop("card_error")
+                if note not in self.notes:
+                    self.notes.append(note)
             row.update(card)
         return row
+
+    # -- files written without an audited open -------------------------------------------------
+
+    def _scan_mtime(self, deadline: float) -> None:
+        """Model files under the run's directories modified since the run started: what a
+        non-Python child (or native code) wrote. Bounded in entries, depth and time."""
+        if self._started_ns is None:
+            return
+        budget = SCAN_MAX_ENTRIES
+        todo = [(root, 0) for root in self._scan_roots]
+        visited: set[str] = set()
+        while todo and budget > 0 and time.monotonic() < deadline:
+            directory, depth = todo.pop(0)
+            if directory in visited:
+                continue
+            visited.add(directory)
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            for entry in entries:
+                budget -= 1
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        hidden = entry.name.startswith(".") or entry.name in SCAN_SKIP
+                        if depth < SCAN_DEPTH and not hidden:
+                            todo.append((entry.path, depth + 1))
+                    elif is_model_file(entry.name) and entry.stat().st_mtime_ns >= self._started_ns:
+                        self.log_checkpoint(entry.path, "produced", "mtime")
+                except OSError:
+                    continue
+
+
+DETECTORS = ("explicit", "api", "audit", "fd", "mmap", "mtime")  # most direct first
+
+
+def _rank(detected_by: str) -> int:
+    return DETECTORS.index(detected_by) if detected_by in DETECTORS else len(DETECTORS)
+
+
+def _epoch_ns(moment: Any) -> int | None:
+    """Nanoseconds since the epoch of a datetime (or a float of seconds), else None."""
+    if moment is None:
+        return None
+    if hasattr(moment, "timestamp"):
+        if moment.tzinfo is None:  # the store's datetimes are naive UTC
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp()
+    else:
+        seconds = float(moment)
+    return int(seconds * 1e9)
 
 
 def _tree(pid: int) -> list[int]:
@@ -461,7 +601,34 @@ def resolve_pending(engine: Any) -> int:
                     .where(table.c.checkpoint_id == old_id)
                     .values(checkpoint_id=new_id)
                 )
+            # A run that wrote out weights it had read (a copy) did not produce them.
+            copied = (
+                select(run_checkpoints.c.run_id)
+                .where(
+                    run_checkpoints.c.checkpoint_id == new_id,
+                    run_checkpoints.c.role == "consumed",
+                )
+                .scalar_subquery()
+            )
+            conn.execute(
+                delete(run_checkpoints).where(
+                    run_checkpoints.c.checkpoint_id == new_id,
+                    run_checkpoints.c.role == "produced",
+                    run_checkpoints.c.run_id.in_(copied),
+                )
+            )
         resolved += 1
+    with engine.begin() as conn:
+        # Provisional ids a heartbeat stored that the final record no longer links to.
+        linked = select(run_checkpoints.c.checkpoint_id).where(
+            run_checkpoints.c.checkpoint_id.startswith(prefix)
+        )
+        conn.execute(
+            delete(checkpoints).where(
+                checkpoints.c.checkpoint_id.startswith(prefix),
+                checkpoints.c.checkpoint_id.not_in(linked),
+            )
+        )
     return resolved
 
 
@@ -505,19 +672,29 @@ def identify(item: str, cache: HashCache | None = None) -> dict[str, Any]:
     path = Path(item).expanduser()
     cache = cache or HashCache()
     if path.is_dir():
+        # The same identity a run records: one sharded set, or one model file.
         files = sorted(p for p in path.iterdir() if p.is_file() and is_model_file(p.name))
-        if not files:
-            raise FileNotFoundError(f"{item}: no model files in this directory")
-        members = [(p.name, cache.compute(str(p))) for p in files]
-        repo, rev = hf_info(str(files[0]))
-        return {
-            "checkpoint_id": combined_id(members),
-            "name": repo or path.name,
-            "size_bytes": sum(p.stat().st_size for p in files),
-            "hf_repo": repo,
-            "hf_revision": rev,
-            "first_seen_at": utcnow(),
-        }
+        sets = {m[0]: m[1] for p in files if (m := shard_set(str(p))) is not None}
+        singles = [p for p in files if shard_set(str(p)) is None and not p.name.endswith(".json")]
+        if len(sets) + len(singles) != 1:
+            what = "no model files" if not files else "several checkpoints; name one"
+            raise FileNotFoundError(f"{item}: {what} in this directory")
+        if singles:
+            path = singles[0]
+        else:
+            ((key, shards),) = sets.items()
+            members = [(os.path.basename(p), cache.compute(p)) for p in shards]
+            repo, rev = hf_info(key)
+            return {
+                "checkpoint_id": combined_id(members),
+                "name": repo or os.path.basename(key),
+                "size_bytes": sum(os.stat(p).st_size for p in shards),
+                "hf_repo": repo,
+                "hf_revision": rev,
+                "first_seen_at": utcnow(),
+            }
+    if path.is_file() and shard_set(str(path)) is not None:
+        return identify(str(path.parent), cache)
     if path.is_file():
         repo, rev = hf_info(os.path.abspath(path))
         return {

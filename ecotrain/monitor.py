@@ -335,6 +335,8 @@ class Recorder:
                         except Exception as e:  # noqa: BLE001
                             sensor.notes.append(f"{sensor.name}: {_one_line(e)}")
         accounting, hardware, summaries = self.accounted(duration)
+        # Checkpoints first: identifying them may add notes (a file that vanished).
+        parts = self.lineage.record_parts(final=final) if self.lineage is not None else {}
         notes = list(self.notes)
         for s in summaries:
             notes.extend(s.notes)
@@ -366,8 +368,7 @@ class Recorder:
         }
         run.update(self.watch.record_columns(run, duration))
         record: dict[str, Any] = {"run": run, "samples": self.timeline.export()}
-        if self.lineage is not None:
-            record.update(self.lineage.record_parts(final=final))
+        record.update(parts)
         return record
 
     def _spool(self, record: dict) -> Path | None:

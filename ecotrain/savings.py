@@ -19,7 +19,9 @@ Avoided cost of reusing C, under a named counterfactual mode:
 
 Rules (WBCSD avoided-emissions guidance): avoided figures are reported beside the
 footprint, never subtracted from it; in any aggregate a checkpoint's retraining is avoided
-once, however many runs reuse it; and a checkpoint produced by a recorded run of the same
+once, however many runs reuse it — and a reused checkpoint whose cost is already inside the
+footprint of another reused checkpoint (a base model under a reused fine-tune) is listed
+with nothing claimed; and a checkpoint produced by a recorded run of the same
 project as its reuser saves that project nothing (the cost was paid there) — it saves only
 for reusers in other projects, and for the lab as a whole once it is reused across projects.
 """
@@ -57,6 +59,7 @@ class Footprint:
     pue: float | None = None
     intensity_g_per_kwh: float | None = None
     runs: list[str] = field(default_factory=list)
+    ancestors: list[str] = field(default_factory=list)  # checkpoint ids whose cost is included
 
 
 @dataclass
@@ -109,11 +112,9 @@ def _stated(row: dict[str, Any] | None, checkpoint_id: str) -> Footprint | None:
     published = lookup(hf_repo) or lookup(name)
     if published is None:
         return None
-    it = (
-        published.energy_kwh / published.pue
-        if published.energy_kwh is not None and published.pue
-        else None
-    )
+    it = published.it_energy_kwh
+    if it is None and published.energy_kwh is not None and published.pue:
+        it = published.energy_kwh / published.pue
     return Footprint(
         checkpoint_id=checkpoint_id,
         name=name or hf_repo,
@@ -198,9 +199,12 @@ def checkpoint_footprint(engine: Engine, checkpoint_id: str) -> Footprint:
         co2_kg=co2,
         cost_usd=cost,
         runs=sorted(run_ids),
+        ancestors=sorted(seen_ckpts - {checkpoint_id}),
     )
     for ancestor in stated:  # published ancestors of recorded runs, each once
         fp.citation += f"; ancestor {ancestor.name}: {ancestor.source}"
+        # Re-pricing needs the ancestor's IT energy, even when only its GPU-hours are known.
+        ancestor.it_energy_kwh = it_energy(ancestor)[0]
         for attr in ("it_energy_kwh", "energy_kwh", "co2_kg", "cost_usd", "gpu_hours"):
             value = getattr(ancestor, attr)
             if value is not None:
@@ -227,6 +231,32 @@ def _site_of(run: dict[str, Any]) -> Site:
         price=price,
         price_source=run.get("price_source") or "",
     )
+
+
+def it_energy(footprint: Footprint) -> tuple[float | None, str]:
+    """The IT energy (kWh) of producing a checkpoint, and how it was obtained: as recorded,
+    else GPU-hours x the GPU's board power (data/gpus.toml), else the published energy
+    divided by its PUE (taken as IT energy when no PUE is published)."""
+    if footprint.it_energy_kwh is not None:
+        return footprint.it_energy_kwh, "its recorded IT energy"
+    if footprint.gpu_hours and footprint.gpu_model:
+        from ecotrain.estimate import UnknownGPU, find_gpu
+
+        try:
+            gpu = find_gpu(footprint.gpu_model)
+        except UnknownGPU:
+            pass
+        else:
+            return (
+                footprint.gpu_hours * gpu.power_w / 1000.0,
+                f"{footprint.gpu_hours:,.0f} {gpu.key} GPU-hours at {gpu.power_w:g} W board power",
+            )
+    if footprint.energy_kwh is not None:
+        return (
+            footprint.energy_kwh / (footprint.pue or 1.0),
+            "its published energy" + ("" if footprint.pue else " (taken as IT energy)"),
+        )
+    return None, "no energy figure"
 
 
 def avoided(
@@ -276,21 +306,7 @@ def avoided(
             f"training {name} again would cost what it cost when it was produced "
             f"({footprint.source}: {footprint.citation or 'no citation'})",
         )
-    it_kwh, basis = footprint.it_energy_kwh, "its recorded IT energy"
-    if it_kwh is None and footprint.gpu_hours and footprint.gpu_model:
-        from ecotrain.estimate import UnknownGPU, find_gpu
-
-        try:
-            gpu = find_gpu(footprint.gpu_model)
-            it_kwh = footprint.gpu_hours * gpu.power_w / 1000.0
-            basis = (
-                f"{footprint.gpu_hours:,.0f} {gpu.key} GPU-hours at {gpu.power_w:g} W board power"
-            )
-        except UnknownGPU:
-            it_kwh = None
-    if it_kwh is None and footprint.energy_kwh is not None:
-        it_kwh = footprint.energy_kwh / (footprint.pue or 1.0)
-        basis = "its published energy" + ("" if footprint.pue else " (taken as IT energy)")
+    it_kwh, basis = it_energy(footprint)
     if it_kwh is None:
         # Only a CO2 figure (a model card): nothing to re-price, keep it as published.
         return Avoided(
@@ -367,7 +383,27 @@ def avoided_for_runs(
         fp = checkpoint_footprint(engine, ckpt)
         here = site or _site_of(outside[0])
         out.append(avoided(fp, mode, here, sorted({r["run_id"] for r in outside})))
-    return out
+    return _fold_ancestors(out)
+
+
+def _fold_ancestors(items: list[Avoided]) -> list[Avoided]:
+    """Avoid each retraining once: a reused checkpoint whose cost is already inside the
+    footprint of another reused checkpoint (its descendant) is listed with nothing claimed."""
+    for a in items:
+        for b in items:
+            if (
+                a is not b
+                and a.checkpoint_id in b.footprint.ancestors
+                and b.checkpoint_id not in a.footprint.ancestors
+                and a.mode != "none"
+            ):
+                a.energy_kwh = a.co2_kg = a.cost_usd = 0.0
+                a.assumption = (
+                    f"already counted in the avoided retraining of {b.name or b.checkpoint_id}, "
+                    "which descends from it"
+                )
+                break
+    return items
 
 
 def list_checkpoints(engine: Engine, limit: int = 200) -> list[dict[str, Any]]:

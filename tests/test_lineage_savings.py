@@ -254,7 +254,8 @@ def test_safetensors_native_io_is_detected(db_path: Path, tmp_path: Path) -> Non
     run("st", code)
     code = (
         "from safetensors.numpy import load_file, save_file; "
-        f"w = load_file({str(base)!r}); save_file(w, {str(out)!r})"
+        # new weights: writing out the very weights read is a copy, not production
+        f"w = load_file({str(base)!r}); save_file({{'w': w['w'] * 2}}, {str(out)!r})"
     )
     run("st2", code)
     rows = links(db_path)

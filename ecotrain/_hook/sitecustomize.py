@@ -1,22 +1,39 @@
 """Injected by `ecotrain run` into Python children (PYTHONPATH): report model files opened.
 
-An audit hook (PEP 578) sees every ``open()``, including files opened and closed within a
-millisecond and files that are then memory-mapped (safetensors, numpy memmap). Matching
+An audit hook (PEP 578) sees every ``open()``/``os.open()``, including files opened and
+closed within a millisecond and files that are then memory-mapped (numpy memmap). Matching
 model files are appended, once per (path, mode), as JSON lines to the run's events file
-named by ``ECOTRAIN_EVENTS``. Stdlib only, and it never raises into the training script.
-Any sitecustomize that was already on the path is still run afterwards.
+named by ``ECOTRAIN_EVENTS``.
+
+Some libraries open weights in native code, which raises no audit event: safetensors
+(Rust: ``safe_open``, ``serialize_file``, hence ``load_file``/``save_file`` for every
+framework) and ``torch.save`` to a path (C++). For those, a meta-path finder wraps the
+entry points right after their module is imported, and the wrappers raise the same
+``open`` audit event before calling through; nothing else about them changes.
+
+Stdlib only, and it never raises into the training script. Any sitecustomize that was
+already on the path is still run afterwards.
 """
 
 import os
 import sys
+
+# module -> (attribute, index of the path argument, keyword name, mode)
+_NATIVE = {
+    "safetensors._safetensors_rust": (
+        ("safe_open", 0, "filename", "rb"),
+        ("serialize_file", 1, "filename", "wb"),
+    ),
+    "torch.serialization": (("save", 1, "f", "wb"),),
+}
 
 
 def _install() -> None:
     events = os.environ.get("ECOTRAIN_EVENTS")
     if not events:
         return
-    suffixes = tuple(os.environ.get("ECOTRAIN_MODEL_SUFFIXES", "").split(",")) or ()
-    if not suffixes or suffixes == ("",):
+    suffixes = tuple(s for s in os.environ.get("ECOTRAIN_MODEL_SUFFIXES", "").split(",") if s)
+    if not suffixes:
         return
     seen = set()
     import json
@@ -24,10 +41,23 @@ def _install() -> None:
 
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
-    def emit(path, role):
-        """Append one event for ``path`` (once per path and role); never raises."""
+    def hook(event, args):
+        if event != "open" or not args:
+            return
         try:
-            path = os.path.abspath(os.fsdecode(os.fspath(path)))
+            path = args[0]
+            if isinstance(path, bytes):
+                path = os.fsdecode(path)
+            if not isinstance(path, str) or not path.lower().endswith(suffixes):
+                return
+            mode = args[1] if len(args) > 1 else None
+            flags = args[2] if len(args) > 2 else 0
+            if isinstance(mode, str):
+                writing = any(c in mode for c in "wax+")
+            else:
+                writing = bool((flags or 0) & write_flags)
+            role = "produced" if writing else "consumed"
+            path = os.path.abspath(path)
             if (path, role) in seen:
                 return
             seen.add((path, role))
@@ -52,74 +82,69 @@ def _install() -> None:
         except Exception:  # noqa: BLE001 - never break the training script
             return
 
-    def hook(event, args):
-        if event != "open" or not args:
-            return
-        try:
-            path = args[0]
-            if isinstance(path, bytes):
-                path = os.fsdecode(path)
-            if not isinstance(path, str) or not path.lower().endswith(suffixes):
-                return
-            mode = args[1] if len(args) > 1 else None
-            flags = args[2] if len(args) > 2 else 0
-            if isinstance(mode, str):
-                writing = any(c in mode for c in "wax+")
-            else:
-                writing = bool((flags or 0) & write_flags)
-            emit(path, "produced" if writing else "consumed")
-        except Exception:  # noqa: BLE001 - never break the training script
-            return
-
     sys.addaudithook(hook)
-    sys.meta_path.insert(0, _SafetensorsFinder(emit))
+    sys.meta_path.insert(0, _NativeOpens())
 
 
-class _SafetensorsFinder:
-    """safetensors opens, reads and writes files in Rust, past Python's ``open()`` and so past
-    the audit hook: when the ``safetensors`` package is imported, wrap its two file entry
-    points (``safe_open``, used by ``load_file`` and transformers, and ``serialize_file``,
-    used by ``save_file``) so they report their file too. Its submodules bind these names
-    from the package after it is executed, so they get the wrapped ones."""
+def _audited(func, index, keyword, mode):
+    """``func`` raising the ``open`` audit event for its path argument first."""
 
-    def __init__(self, emit):
-        self.emit = emit
+    def wrapper(*args, **kwargs):
+        try:
+            path = args[index] if len(args) > index else kwargs.get(keyword)
+            if isinstance(path, (str, bytes, os.PathLike)):
+                sys.audit("open", os.fspath(path), mode, 0)
+        except Exception:  # noqa: BLE001 - never break the training script
+            pass
+        return func(*args, **kwargs)
+
+    wrapper.__wrapped__ = func
+    for attr in ("__name__", "__qualname__", "__doc__", "__module__"):
+        try:
+            setattr(wrapper, attr, getattr(func, attr))
+        except (AttributeError, TypeError):
+            pass
+    return wrapper
+
+
+class _NativeOpens:
+    """Meta-path finder: wraps native-code openers (``_NATIVE``) once their module loads."""
 
     def find_spec(self, name, path=None, target=None):
-        if name != "safetensors":
+        if name not in _NATIVE:
             return None
-        sys.meta_path.remove(self)  # once; the real finders locate the package
-        from importlib.util import find_spec
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _PatchingLoader(spec.loader, _NATIVE[name])
+                return spec
+        return None
 
-        spec = find_spec(name)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        exec_module, emit = spec.loader.exec_module, self.emit
 
-        def exec_and_wrap(module):
-            exec_module(module)
+class _PatchingLoader:
+    def __init__(self, loader, patches):
+        self._loader = loader
+        self._patches = patches
+
+    def create_module(self, spec):
+        create = getattr(self._loader, "create_module", None)
+        return create(spec) if create is not None else None
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        for attr, index, keyword, mode in self._patches:
             try:
-                _wrap_safetensors(module, emit)
-            except Exception:  # noqa: BLE001 - an unknown safetensors version: unwrapped
+                func = getattr(module, attr, None)
+                if func is not None and not hasattr(func, "__wrapped__"):
+                    setattr(module, attr, _audited(func, index, keyword, mode))
+            except Exception:  # noqa: BLE001 - never break the training script
                 pass
 
-        spec.loader.exec_module = exec_and_wrap
-        return spec
-
-
-def _wrap_safetensors(module, emit):
-    safe_open, serialize_file = module.safe_open, module.serialize_file
-
-    def wrapped_open(filename, *args, **kwargs):
-        emit(filename, "consumed")
-        return safe_open(filename, *args, **kwargs)
-
-    def wrapped_serialize(tensors, filename, *args, **kwargs):
-        out = serialize_file(tensors, filename, *args, **kwargs)
-        emit(filename, "produced")
-        return out
-
-    module.safe_open, module.serialize_file = wrapped_open, wrapped_serialize
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
 
 
 def _chain() -> None:

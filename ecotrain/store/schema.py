@@ -166,7 +166,7 @@ run_checkpoints = Table(
     Column("checkpoint_id", String(200), nullable=False),
     Column("role", String(16), nullable=False),  # consumed | produced
     Column("path", Text),
-    Column("detected_by", String(32)),  # audit | fd | explicit | api
+    Column("detected_by", String(32)),  # explicit | api | audit | fd | mmap | mtime
     Index("ix_run_checkpoints_run", "run_id"),
     Index("ix_run_checkpoints_ckpt", "checkpoint_id", "role"),
 )
