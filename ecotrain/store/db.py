@@ -47,6 +47,9 @@ def upsert(
         )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    if conn.dialect.insert_returning:
+        # psycopg reports rowcount -1 for INSERT .. ON CONFLICT: count the rows returned.
+        return len(conn.execute(stmt.returning(table.c[keys[0]])).all())
     return conn.execute(stmt).rowcount
 
 
@@ -76,14 +79,15 @@ class Store:
             self._upgrade()
 
     def _upgrade(self) -> None:
-        # Several runs starting at once may all try to create the schema; the losers retry
-        # and find it there.
-        for attempt in range(5):
+        # upgrade() serialises creators with a lock; a retry is left for the rare loser of a
+        # race the lock cannot cover (SQLite busy past its timeout, a dropped connection).
+        # An unreachable server is not retried here: the caller spools and moves on.
+        for attempt in range(3):
             try:
                 upgrade(self.engine)
                 return
-            except (OperationalError, DBAPIError):
-                if attempt == 4:
+            except (OperationalError, DBAPIError) as e:
+                if attempt == 2 or _unreachable(e):
                     raise
                 time.sleep(0.1 * (attempt + 1))
 
@@ -147,24 +151,31 @@ class Store:
                     conn.execute(checkpoint_paths.insert().values(**_clean(p, frozenset(p))))
 
     def sync_spool(self, directory: Path | None = None) -> tuple[int, list[str]]:
-        """Push spooled records meant for this database; returns (pushed, errors)."""
+        """Push spooled records meant for this database; returns (pushed, errors).
+
+        Each record is its own transaction and is written by run id with newer-state-wins,
+        so a push cut short (a crash, a dropped connection) is simply run again: records
+        already written are rewritten to the same row, never duplicated. A file is removed
+        only after its record is committed, and only if no newer state replaced it meanwhile.
+        """
         pushed, errors = 0, []
         for path in spool_mod.pending(directory):
             record = spool_mod.load(path)
-            if record is None:
+            if record is None or "run" not in record:
                 continue
-            target = record.get("target")
-            if resolve_url(target) != self.url:
+            try:
+                if resolve_url(record.get("target")) != self.url:
+                    continue
+            except Exception:  # noqa: BLE001 - a bad target is sync_all's to report
                 continue
             try:
                 self.write_record(record)
             except Exception as e:  # noqa: BLE001 - keep the file; report and go on
-                errors.append(f"{path.name}: {type(e).__name__}: {e}".splitlines()[0])
+                errors.append(f"{path.name}: {_one_line(e)}")
+                if _unreachable(e):
+                    break  # the server went away: the rest would fail the same way
                 continue
-            # Only remove the file if it was not replaced by a newer state meanwhile.
-            latest = spool_mod.load(path)
-            if latest == record:
-                path.unlink(missing_ok=True)
+            spool_mod.discard_if_same(path, record)
             pushed += 1
         return pushed, errors
 
@@ -209,7 +220,7 @@ class Store:
 
 
 def sync_all(
-    directory: Path | None = None, default_target: str | None = None
+    directory: Path | None = None, default_target: str | None = None, timeout_s: float = 5.0
 ) -> dict[str, tuple[int, list[str]]]:
     """Push every spooled record to the database it was meant for, and identify the
     checkpoints runs wrote in their last moments (see ecotrain.lineage.resolve_pending).
@@ -217,24 +228,50 @@ def sync_all(
     Returns {masked url: (pushed, errors)}; a database that cannot be opened keeps its
     records in the spool and reports why.
     """
-    targets: dict[str, str | None] = {resolve_url(default_target): default_target}
-    for path in spool_mod.pending(directory):
-        record = spool_mod.load(path)
-        if record is not None:
-            target = record.get("target")
-            targets.setdefault(resolve_url(target), target)
     results: dict[str, tuple[int, list[str]]] = {}
+    targets: dict[str, str | None] = {}
+    for target in [default_target] + [
+        (spool_mod.load(p) or {}).get("target") for p in spool_mod.pending(directory)
+    ]:
+        try:
+            targets.setdefault(resolve_url(target), target)
+        except Exception as e:  # noqa: BLE001 - a record for a database we cannot name
+            results.setdefault(mask_url(str(target)), (0, [_one_line(e)]))
     for url, target in targets.items():
         try:
-            store = Store(target, timeout_s=5.0)
+            store = Store(target, timeout_s=timeout_s)
             results[mask_url(url)] = store.sync_spool(directory)
             store.mark_lost()
             from ecotrain.lineage import resolve_pending
 
             resolve_pending(store.engine)
         except Exception as e:  # noqa: BLE001 - unreachable: the records stay spooled
-            results[mask_url(url)] = (0, [f"{type(e).__name__}: {e}".splitlines()[0]])
+            results[mask_url(url)] = (0, [_one_line(e)])
     return results
+
+
+def _one_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def _unreachable(e: BaseException) -> bool:
+    """Whether ``e`` says the server could not be reached at all (no point retrying now)."""
+    if isinstance(e, DBAPIError) and e.connection_invalidated:
+        return True
+    text = str(getattr(e, "orig", e)).lower()
+    return any(
+        s in text
+        for s in (
+            "connection refused",
+            "could not connect",
+            "connection failed",
+            "timeout expired",
+            "could not translate host name",
+            "no route to host",
+            "server closed the connection",
+        )
+    )
 
 
 def _pid_alive(pid: int, started_at) -> bool:

@@ -49,8 +49,15 @@ def resolve_url(value: str | os.PathLike | None) -> str:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ***."""
-    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url)
+    """The URL with its password replaced by ***.
+
+    The password is everything between the user's ``:`` and the *last* ``@`` before the
+    host, so a password holding an ``@`` is masked whole, not half.
+    """
+    return _URL_PASSWORD.sub(r"\g<pre>***@", url)
+
+
+_URL_PASSWORD = re.compile(r"(?P<pre>://[^/:@\s]*:)[^/\s]*@")
 
 
 def _prepare_sqlite_file(url: str) -> None:
@@ -70,12 +77,19 @@ def _prepare_sqlite_file(url: str) -> None:
         raise UserError(f"database {path} is not writable")
 
 
+# SQLite: how long a writer waits for another's lock. A lock means progress (64 runs
+# finishing at once on one node), so this is generous and independent of connect timeouts.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
 def make_engine(url: str, *, readonly: bool = False, timeout_s: float = 30.0) -> Engine:
-    """An engine for ``url`` (already resolved). SQLite gets WAL and a busy timeout."""
+    """An engine for ``url`` (already resolved). SQLite gets WAL and a busy timeout;
+    ``timeout_s`` bounds how long connecting to a server may take."""
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         if not readonly:
             _prepare_sqlite_file(url)
+        timeout_s = max(timeout_s, SQLITE_BUSY_TIMEOUT_S)
         engine = create_engine(url, connect_args={"timeout": timeout_s})
 
         @event.listens_for(engine, "connect")

@@ -48,3 +48,16 @@ def load(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def discard_if_same(path: Path, record: dict) -> bool:
+    """Remove a spooled file once ``record`` is safely stored, unless a newer state of the
+    run replaced the file meanwhile (then that one stays for the next sync)."""
+    current = load(path)
+    if current is None:
+        return False
+    strip = {k: v for k, v in current.items() if k != "target"}
+    if dumps(strip) != dumps({k: v for k, v in record.items() if k != "target"}):
+        return False
+    path.unlink(missing_ok=True)
+    return True
