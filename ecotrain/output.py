@@ -348,3 +348,26 @@ def print_estimate(est: Any, as_json: bool = False) -> None:
             "cost": f"{fmt_usd(acc.cost_usd)} ({acc.site.cost_method}, {acc.price_source})",
         }
     )
+
+
+def print_spool(directory: Any, files: list) -> None:
+    """`ecotrain sync --status`: the records waiting in the spool and where they go."""
+    from ecotrain.store.engine import mask_url
+    from ecotrain.store.spool import load
+
+    console.print(f"{len(files)} record(s) pending in {directory}")
+    rows = []
+    for path in files:
+        record = load(path) or {}
+        run = record.get("run", {})
+        rows.append(
+            (
+                path.stem[:12],
+                run.get("status", "?"),
+                run.get("project", ""),
+                str(run.get("heartbeat_at") or run.get("started_at") or "")[:19],
+                mask_url(str(record.get("target") or "(default database)")),
+            )
+        )
+    if rows:
+        table(["run", "status", "project", "last state", "database"], rows)

@@ -150,8 +150,11 @@ class Store:
                 if not exists:
                     conn.execute(checkpoint_paths.insert().values(**_clean(p, frozenset(p))))
 
-    def sync_spool(self, directory: Path | None = None) -> tuple[int, list[str]]:
-        """Push spooled records meant for this database; returns (pushed, errors).
+    def sync_spool(
+        self, directory: Path | None = None, any_target: bool = False
+    ) -> tuple[int, list[str]]:
+        """Push spooled records meant for this database (``any_target``: every spooled
+        record, e.g. after the lab's database moved); returns (pushed, errors).
 
         Each record is its own transaction and is written by run id with newer-state-wins,
         so a push cut short (a crash, a dropped connection) is simply run again: records
@@ -164,7 +167,7 @@ class Store:
             if record is None or "run" not in record:
                 continue
             try:
-                if resolve_url(record.get("target")) != self.url:
+                if not any_target and resolve_url(record.get("target")) != self.url:
                     continue
             except Exception:  # noqa: BLE001 - a bad target is sync_all's to report
                 continue
@@ -220,19 +223,25 @@ class Store:
 
 
 def sync_all(
-    directory: Path | None = None, default_target: str | None = None, timeout_s: float = 5.0
+    directory: Path | None = None,
+    default_target: str | None = None,
+    timeout_s: float = 5.0,
+    retarget: bool = False,
 ) -> dict[str, tuple[int, list[str]]]:
     """Push every spooled record to the database it was meant for, and identify the
     checkpoints runs wrote in their last moments (see ecotrain.lineage.resolve_pending).
+
+    A spooled record keeps the URL it was meant for, so a run recorded while the lab
+    database was down goes there once it is back. With ``retarget`` every record goes to
+    ``default_target`` instead (the URL was wrong, or the database moved).
 
     Returns {masked url: (pushed, errors)}; a database that cannot be opened keeps its
     records in the spool and reports why.
     """
     results: dict[str, tuple[int, list[str]]] = {}
     targets: dict[str, str | None] = {}
-    for target in [default_target] + [
-        (spool_mod.load(p) or {}).get("target") for p in spool_mod.pending(directory)
-    ]:
+    spooled = [] if retarget else spool_mod.pending(directory)
+    for target in [default_target] + [(spool_mod.load(p) or {}).get("target") for p in spooled]:
         try:
             targets.setdefault(resolve_url(target), target)
         except Exception as e:  # noqa: BLE001 - a record for a database we cannot name
@@ -240,7 +249,7 @@ def sync_all(
     for url, target in targets.items():
         try:
             store = Store(target, timeout_s=timeout_s)
-            results[mask_url(url)] = store.sync_spool(directory)
+            results[mask_url(url)] = store.sync_spool(directory, any_target=retarget)
             store.mark_lost()
             from ecotrain.lineage import resolve_pending
 
