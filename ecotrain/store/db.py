@@ -71,25 +71,20 @@ class Store:
         readonly: bool = False,
         timeout_s: float = 30.0,
         migrate: bool = True,
+        retry_s: float = 30.0,
     ) -> None:
         self.url = resolve_url(url)
         self.readonly = readonly
+        # How long a write keeps retrying transient refusals (see _transient).
+        self.retry_s = retry_s
         self.engine: Engine = make_engine(self.url, readonly=readonly, timeout_s=timeout_s)
         if migrate and not readonly:
             self._upgrade()
 
     def _upgrade(self) -> None:
-        # upgrade() serialises creators with a lock; a retry is left for the rare loser of a
-        # race the lock cannot cover (SQLite busy past its timeout, a dropped connection).
-        # An unreachable server is not retried here: the caller spools and moves on.
-        for attempt in range(3):
-            try:
-                upgrade(self.engine)
-                return
-            except (OperationalError, DBAPIError) as e:
-                if attempt == 2 or _unreachable(e):
-                    raise
-                time.sleep(0.1 * (attempt + 1))
+        # upgrade() serialises creators with a lock; transient refusals (too many clients
+        # while a whole job starts, SQLite busy past its timeout) are retried.
+        _retrying(lambda: upgrade(self.engine), self.retry_s)
 
     @property
     def display_url(self) -> str:
@@ -103,7 +98,14 @@ class Store:
     # -- writes -----------------------------------------------------------------------------
 
     def write_record(self, record: dict) -> None:
-        """Write a run record (run row, timeline, checkpoints), idempotent by run id."""
+        """Write a run record (run row, timeline, checkpoints), idempotent by run id.
+
+        One transaction; retried whole while the server refuses for a moment (too many
+        clients, a deadlock, SQLite busy), which is safe because it is idempotent.
+        """
+        _retrying(lambda: self._write(record), self.retry_s)
+
+    def _write(self, record: dict) -> None:
         run = _clean(record["run"], RUN_COLUMNS)
         run_id = run["run_id"]
         with self.engine.begin() as conn:
@@ -262,6 +264,46 @@ def sync_all(
 def _one_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+# SQLSTATEs worth another try: too many connections, cannot connect now (starting up),
+# serialization failure, deadlock detected.
+_TRANSIENT_SQLSTATES = {"53300", "57P03", "40001", "40P01"}
+
+
+def _transient(e: BaseException) -> bool:
+    """Whether ``e`` is a refusal that goes away by itself (retry), not a real fault."""
+    orig = getattr(e, "orig", e)
+    if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    text = str(orig).lower()
+    return any(
+        s in text
+        for s in (
+            "too many clients",
+            "remaining connection slots are reserved",
+            "the database system is starting up",
+            "database is locked",
+            "deadlock detected",
+        )
+    )
+
+
+def _retrying(fn, budget_s: float):  # noqa: ANN001, ANN202
+    """Call ``fn`` until it succeeds, retrying transient refusals with jittered backoff for
+    up to ``budget_s`` seconds; anything else (an unreachable server) is raised at once."""
+    import random
+
+    deadline = time.monotonic() + budget_s
+    delay = 0.02
+    while True:
+        try:
+            return fn()
+        except (OperationalError, DBAPIError) as e:
+            if not _transient(e) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay * random.uniform(0.5, 1.5))
+        delay = min(delay * 2, 1.0)
 
 
 def _unreachable(e: BaseException) -> bool:

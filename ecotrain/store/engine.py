@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
 
 from ecotrain.errors import UserError
 
@@ -106,10 +107,14 @@ def make_engine(url: str, *, readonly: bool = False, timeout_s: float = 30.0) ->
             cur.close()
 
         return engine
+    # A writer (every `ecotrain run`) connects per write rather than holding a connection
+    # between heartbeats: 500 runs of a lab then cost a few connections at a time, not 500
+    # (PostgreSQL's default max_connections is 100). Readers (dashboard) keep a pool.
+    pool = {"pool_pre_ping": True} if readonly else {"poolclass": NullPool}
     try:
         return create_engine(
             url,
-            pool_pre_ping=True,
+            **pool,
             connect_args={
                 "connect_timeout": max(1, int(timeout_s)),
                 **({"options": "-c default_transaction_read_only=on"} if readonly else {}),
