@@ -121,6 +121,13 @@ def runs_cmd(
         job=job,
         tags=parse_tags(tag),
     )
+    if job and not as_json:
+        from ecotrain.output import print_job
+        from ecotrain.store.aggregates import totals
+
+        rows = list_runs(store.engine, flt, limit=limit, order="rank", descending=False)
+        print_job(job, totals(store.engine, flt), rows)
+        return
     print_runs(list_runs(store.engine, flt, limit=limit), as_json=as_json)
 
 
@@ -359,6 +366,59 @@ def checkpoint_register(
         f"registered {row['checkpoint_id'][:23]} ({row['name']}): "
         f"{row['fp_co2_kg']} kg CO2e, {row['fp_energy_kwh']} kWh — {row['footprint_citation']}"
     )
+
+
+# --- reports ---
+
+
+@app.command()
+def report(
+    project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    run: Annotated[
+        list[str] | None, typer.Option("--run", help="Run id (prefix), repeatable.")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
+    since: Annotated[str | None, typer.Option(help="YYYY-MM-DD or 7d.")] = None,
+    until: Annotated[str | None, typer.Option(help="YYYY-MM-DD.")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="md | latex | html | json | model-card")
+    ] = "md",
+    mode: ModeOpt = "reproduce",
+    output: Annotated[
+        str | None, typer.Option("-o", "--output", help="File (default: stdout).")
+    ] = None,
+    db: DbOpt = None,
+) -> None:
+    """Write the compute/energy/carbon statement for a paper from recorded runs."""
+    from ecotrain.reports import FORMATS, render
+    from ecotrain.reports.model import NoRuns, build_report
+    from ecotrain.savings import MODES
+    from ecotrain.store.queries import RunFilter, suggest
+
+    if fmt not in FORMATS:
+        fail(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
+    if mode not in MODES:
+        fail(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
+    store = _open_store(db)
+    flt = RunFilter(
+        project=project,
+        run_ids=run or None,
+        tags=parse_tags(tag),
+        since=parse_when(since),
+        until=parse_when(until),
+    )
+    try:
+        rep = build_report(store.engine, flt, mode=mode)
+    except NoRuns:
+        fail("no runs match" + suggest(store.engine, project=project, run_ids=run or []))
+    text = render(rep, fmt)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from pathlib import Path
+
+    Path(output).write_text(text)
+    print(f"wrote {output} ({fmt}, {rep.n_runs} runs)", file=sys.stderr)
 
 
 # --- api: import, export, status ---

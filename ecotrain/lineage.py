@@ -71,6 +71,13 @@ def child_env(env: dict[str, str], run_id: str) -> dict[str, str]:
     return env
 
 
+def _known_model(name: str) -> bool:
+    """A Hugging Face id without an org (``bert-base-uncased``) that the catalogue knows."""
+    from ecotrain.catalogue import lookup
+
+    return lookup(name) is not None
+
+
 def hf_info(path: str) -> tuple[str | None, str | None]:
     """(repo id, revision) of a file in a Hugging Face cache snapshot, else (None, None)."""
     m = HF_CACHE.search(path)
@@ -231,7 +238,7 @@ class RunTracker:
             return
         if path.exists() or role == "produced":
             self.log_checkpoint(str(path), role, "explicit")
-        elif HF_ID.match(item):
+        elif HF_ID.match(item) or _known_model(item):
             self._hf_ids.append((item, role))
         else:
             self.notes.append(f"--uses {item}: no such file, and not a Hugging Face id")
@@ -511,7 +518,7 @@ def identify(item: str, cache: HashCache | None = None) -> dict[str, Any]:
             "first_seen_at": utcnow(),
         }
     if path.is_file():
-        repo, rev = hf_info(str(path.resolve()))
+        repo, rev = hf_info(os.path.abspath(path))
         return {
             "checkpoint_id": f"sha256:{cache.compute(str(path))}",
             "name": repo or path.name,

@@ -53,7 +53,7 @@ def resolve_item(engine: Engine, item: str) -> tuple[str, str]:
 
 
 def _run_label(row) -> str:
-    return (
+    return escape(
         f"run {row.run_id[:12]} [{row.project}] {row.status} · "
         f"{fmt_energy(row.facility_energy_kwh)} · {fmt_co2(row.co2_kg)} CO2e"
     )

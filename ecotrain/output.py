@@ -371,3 +371,28 @@ def print_spool(directory: Any, files: list) -> None:
         )
     if rows:
         table(["run", "status", "project", "last state", "database"], rows)
+
+
+def print_job(job: str, total: dict, rows: list[dict]) -> None:
+    """`ecotrain runs --job ID`: the job as one line, its ranks beneath."""
+    console.print(
+        f"job {job}: {total['runs']} runs · {fmt_energy(total['energy_kwh'])} · "
+        f"{fmt_co2(total['co2_kg'])} CO2e · {fmt_usd(total['cost_usd'])} · "
+        f"{total['gpu_hours']:.2f} GPU-h",
+        markup=False,
+    )
+    table(
+        ["rank", "node", "run", "status", "GPUs measured", "energy", "CO2e"],
+        [
+            (
+                r.get("rank"),
+                r.get("node"),
+                r["run_id"][:12],
+                r["status"],
+                r.get("gpu_count") or 0,
+                fmt_energy(r.get("facility_energy_kwh")),
+                fmt_co2(r.get("co2_kg")),
+            )
+            for r in rows
+        ],
+    )

@@ -22,6 +22,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ECOTRAIN_CONFIG", str(home / "config.toml"))
     monkeypatch.setenv("ECOTRAIN_DB", str(tmp_path / "ecotrain.db"))
     monkeypatch.setenv("ECOTRAIN_NO_GPU", "1")
+    monkeypatch.setenv("ECOTRAIN_LOCK_DIR", str(home / "locks"))
     monkeypatch.setenv("ECOTRAIN_SAMPLE_INTERVAL_S", "0.1")
     for var in (
         "ECOTRAIN_REGION",

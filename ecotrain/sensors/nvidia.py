@@ -251,6 +251,7 @@ class NvidiaGPUSensor(Sensor):
             raise SensorError("no NVIDIA GPU selected")
         self.nvml = nvml
         self.owns_nvml = owns_nvml
+        self.lock_fds: list[int] = []  # per-node measurer locks (ecotrain.sensors.gpulock)
         self.meters = [_Meter(d) for d in devices]
         self.method = "none"
         names = sorted({d.name for d in devices})
@@ -387,7 +388,10 @@ class NvidiaGPUSensor(Sensor):
         return hw
 
     def close(self) -> None:
-        """Shut NVML down if this sensor initialised it."""
+        """Shut NVML down if this sensor initialised it; give the GPUs' locks back."""
+        from ecotrain.sensors.gpulock import release
+
+        release(self.lock_fds)
         if self.owns_nvml and not self._closed:
             self._closed = True
             try:
@@ -449,6 +453,22 @@ def probe(env: Mapping[str, str], nvml: Any = None) -> NvidiaGPUSensor:
         if cvd is not None:
             why = f"CUDA_VISIBLE_DEVICES={cvd!r}" + (f"; {'; '.join(notes)}" if notes else "")
         raise SensorError(f"no GPU visible ({why})")
+    from ecotrain.sensors.gpulock import claim
+
+    won, fds = claim([d.uuid for d in devices], env)
+    others = [d.uuid for d in devices if d.uuid not in won]
+    if not won:
+        _nvml_call(nvml, "nvmlShutdown")
+        raise SensorError(
+            f"GPU(s) {', '.join(others)} measured by another ecotrain process on this node "
+            "(one measurer per GPU per node; see that run's record)"
+        )
+    devices = [d for d in devices if d.uuid in won]
     sensor = NvidiaGPUSensor(devices, nvml, owns_nvml=True)
+    sensor.lock_fds = fds
     sensor.notes.extend(notes)
+    if others:
+        sensor.notes.append(
+            f"GPU(s) {', '.join(others)} measured by another ecotrain process on this node"
+        )
     return sensor

@@ -507,3 +507,22 @@ def sources_in_use(engine: Engine, flt: RunFilter) -> dict[str, list[dict[str, A
             )
             out[name] = [dict(r._mapping) for r in conn.execute(stmt)]
     return out
+
+
+def component_split(engine: Engine, flt: RunFilter) -> list[dict[str, Any]]:
+    """IT energy by component (kWh) and how many runs measured it by which method."""
+    out = []
+    with engine.connect() as conn:
+        for comp in ("gpu", "cpu", "ram"):
+            energy, method = runs.c[f"{comp}_energy_j"], runs.c[f"{comp}_method"]
+            kwh = conn.execute(
+                select(func.coalesce(func.sum(energy), 0.0) / 3.6e6).where(flt.where())
+            ).scalar()
+            methods = {
+                m or "not measured": n
+                for m, n in conn.execute(
+                    select(method, func.count()).where(flt.where()).group_by(method)
+                )
+            }
+            out.append({"component": comp, "kwh": float(kwh or 0.0), "methods": methods})
+    return out

@@ -169,3 +169,34 @@ def db_counts(engine: Engine) -> dict[str, Any]:
             select(func.count()).select_from(runs).where(runs.c.status == "running")
         ).scalar()
     return out
+
+
+def suggest(engine: Engine, project: str | None = None, run_ids: list[str] | None = None) -> str:
+    """A hint for a selection that matched nothing: close project names, recent run ids."""
+    import difflib
+
+    hints = []
+    with engine.connect() as conn:
+        if project:
+            projects = conn.execute(select(runs.c.project).distinct()).scalars().all()
+            close = difflib.get_close_matches(project, projects, n=3, cutoff=0.5)
+            if project not in projects:
+                hints.append(
+                    f"no project {project!r}"
+                    + (f"; did you mean {', '.join(close)}?" if close else "")
+                    + (f" (projects: {', '.join(sorted(projects)[:8])})" if projects else "")
+                )
+        for run_id in run_ids or []:
+            found = conn.execute(
+                select(runs.c.run_id).where(runs.c.run_id.startswith(run_id)).limit(1)
+            ).first()
+            if not found:
+                recent = (
+                    conn.execute(select(runs.c.run_id).order_by(runs.c.started_at.desc()).limit(3))
+                    .scalars()
+                    .all()
+                )
+                hints.append(
+                    f"no run {run_id!r} (recent: {', '.join(r[:12] for r in recent) or 'none'})"
+                )
+    return (": " + "; ".join(hints)) if hints else ""
