@@ -216,6 +216,8 @@ class Recorder:
         self._stop = threading.Event()
         self._sensors_ready = threading.Event()
         self._lock = threading.Lock()
+        self._record_lock = threading.Lock()  # orders heartbeats before the final record
+        self._final_spooled = False
         self.started_at = utcnow()
         self.t0 = time.monotonic()
         self.context: dict[str, Any] = {}
@@ -296,9 +298,14 @@ class Recorder:
 
     def _heartbeat(self) -> None:
         record = self.build_record(final=False)
-        self._spool(record)
-        if self.writer.ready.is_set():
-            self.writer.submit(record)  # even after a failure: the writer retries
+        # A heartbeat built just before the end must not land after the final record: in
+        # the spool it would replace it, in the writer's queue it would displace it.
+        with self._record_lock:
+            if self._final_spooled:
+                return
+            self._spool(record)
+            if self.writer.ready.is_set():
+                self.writer.submit(record)  # even after a failure: the writer retries
 
     # -- the record ----------------------------------------------------------------------
 
@@ -408,7 +415,9 @@ class Recorder:
         record = self.build_record(
             final=True, exit_code=code, status=status, end_reason=reason, cpu_seconds=cpu_seconds
         )
-        spooled = self._spool(record)
+        with self._record_lock:
+            self._final_spooled = True
+            spooled = self._spool(record)
         written = False
         if self.final_wait_s > FINAL_WRITE_TIMEOUT_S:
             self.writer.ready.wait(self.final_wait_s)
@@ -425,7 +434,7 @@ class Recorder:
             discard_if_same(spooled, record)
         if (spooled is not None and not written) or pending:
             # The detached sync also hashes checkpoints the run wrote in its last moments.
-            _sync_detached(self.target)
+            _sync_detached(self.target, self.run_id, lineage=pending)
         for sensor in self.sensors:
             try:
                 sensor.close()
@@ -576,11 +585,12 @@ def _absolute_target(value: str | None) -> str | None:
     return value
 
 
-def _sync_detached(target: str | None) -> None:
-    """Let a detached `ecotrain sync` write the spooled record, so we can exit now."""
+def _sync_detached(target: str | None, run_id: str, lineage: bool) -> None:
+    """Let a detached process write the spooled record, so we can exit now."""
     try:
         subprocess.Popen(
-            [sys.executable, "-m", "ecotrain", "sync", "--quiet"]
+            [sys.executable, "-m", "ecotrain.store.detached", run_id]
+            + (["--lineage"] if lineage else [])
             + (["--db", target] if target else []),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

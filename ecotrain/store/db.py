@@ -229,19 +229,22 @@ def sync_all(
     default_target: str | None = None,
     timeout_s: float = 5.0,
     retarget: bool = False,
+    lineage: bool = True,
 ) -> dict[str, tuple[int, list[str]]]:
     """Push every spooled record to the database it was meant for, and identify the
     checkpoints runs wrote in their last moments (see ecotrain.lineage.resolve_pending).
 
     A spooled record keeps the URL it was meant for, so a run recorded while the lab
     database was down goes there once it is back. With ``retarget`` every record goes to
-    ``default_target`` instead (the URL was wrong, or the database moved).
+    ``default_target`` instead (the URL was wrong, or the database moved). ``lineage``:
+    also hash the checkpoints still pending (can take long; see ecotrain.store.detached).
 
     Returns {masked url: (pushed, errors)}; a database that cannot be opened keeps its
     records in the spool and reports why.
     """
     results: dict[str, tuple[int, list[str]]] = {}
     targets: dict[str, str | None] = {}
+    spool_mod.clean_stale(directory)
     spooled = [] if retarget else spool_mod.pending(directory)
     for target in [default_target] + [(spool_mod.load(p) or {}).get("target") for p in spooled]:
         try:
@@ -253,9 +256,10 @@ def sync_all(
             store = Store(target, timeout_s=timeout_s)
             results[mask_url(url)] = store.sync_spool(directory, any_target=retarget)
             store.mark_lost()
-            from ecotrain.lineage import resolve_pending
+            if lineage:
+                from ecotrain.lineage import resolve_pending
 
-            resolve_pending(store.engine)
+                resolve_pending(store.engine)
         except Exception as e:  # noqa: BLE001 - unreachable: the records stay spooled
             results[mask_url(url)] = (0, [_one_line(e)])
     return results

@@ -37,9 +37,16 @@ def spool(record: dict, directory: Path | None = None, target: str | None = None
 
 
 def pending(directory: Path | None = None) -> list[Path]:
-    """Spooled record files, oldest first."""
-    files = (directory or spool_dir()).glob("*.json")
-    return sorted(files, key=lambda p: p.stat().st_mtime if p.exists() else 0)
+    """Spooled record files, oldest first (half-written temporary files are not records)."""
+    files = [p for p in (directory or spool_dir()).glob("*.json") if not p.name.startswith(".")]
+    return sorted(files, key=_mtime)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # taken by a concurrent sync meanwhile
+        return 0.0
 
 
 def load(path: Path) -> dict | None:
@@ -61,3 +68,15 @@ def discard_if_same(path: Path, record: dict) -> bool:
         return False
     path.unlink(missing_ok=True)
     return True
+
+
+def clean_stale(directory: Path | None = None, max_age_s: float = 3600.0) -> int:
+    """Remove temporary files a process left when it died mid-write; returns how many."""
+    import time
+
+    removed = 0
+    for tmp in (directory or spool_dir()).glob(".*.tmp"):
+        if time.time() - _mtime(tmp) > max_age_s:
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
