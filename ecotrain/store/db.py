@@ -106,6 +106,9 @@ class Store:
         _retrying(lambda: self._write(record), self.retry_s)
 
     def _write(self, record: dict) -> None:
+        from ecotrain.redact import redact_record
+
+        record = redact_record(record)  # the last gate: nothing unredacted is stored
         run = _clean(record["run"], RUN_COLUMNS)
         run_id = run["run_id"]
         with self.engine.begin() as conn:

@@ -29,7 +29,10 @@ def spool_path(run_id: str, directory: Path | None = None) -> Path:
 
 def spool(record: dict, directory: Path | None = None, target: str | None = None) -> Path:
     """Save a record to the spool; ``target`` is the database URL it is meant for."""
+    from ecotrain.redact import redact_record
+
     path = spool_path(record["run"]["run_id"], directory)
+    record = redact_record(record)
     if target is not None:
         record = {**record, "target": target}
     write_atomic(path, dumps(record))
@@ -63,6 +66,9 @@ def discard_if_same(path: Path, record: dict) -> bool:
     current = load(path)
     if current is None:
         return False
+    from ecotrain.redact import redact_record
+
+    record = redact_record(record)  # as it was spooled
     strip = {k: v for k, v in current.items() if k != "target"}
     if dumps(strip) != dumps({k: v for k, v in record.items() if k != "target"}):
         return False
