@@ -288,6 +288,8 @@ def _transient(e: BaseException) -> bool:
         s in text
         for s in (
             "too many clients",
+            # the postmaster drops connections it has no room for during a connect storm
+            "server closed the connection unexpectedly",
             "remaining connection slots are reserved",
             "the database system is starting up",
             "database is locked",
