@@ -10,25 +10,40 @@ GPU-hours -> dollars.
 Every result carries the inputs it was computed with (PUE and its source, intensity and its
 source, price and its source), so a record can be re-derived and an old run keeps its numbers.
 The reuse counterfactual ("produce this checkpoint again here") goes through the same
-:func:`account`. Stdlib only: this module is on the run path.
+:func:`account`, via :func:`reprice`. Stdlib only: this module is on the run path.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ecotrain.errors import UserError
-from ecotrain.grid import Intensity, guess_region, resolve_intensity
-from ecotrain.prices import electricity_price, gpu_hour_price, load_prices
+from ecotrain.grid import Intensity, guess_region, resolve_intensity, world_average
+from ecotrain.prices import PriceTable, electricity_price, gpu_hour_price, load_prices
 
 J_PER_KWH = 3.6e6
 # Uptime Institute's global average data-centre PUE (2023-24 surveys: 1.56-1.58), the
 # figure Green Algorithms and ML CO2 Impact also use. Stated in every record, overridable.
 DEFAULT_PUE = 1.56
 DEFAULT_PUE_SOURCE = "default: global average data-centre PUE 1.56 (Uptime Institute 2024)"
+MAX_PUE = 5.0  # beyond this a value is a typo (e.g. 15 for 1.5), not a data centre
 COST_METHODS = ("electricity", "gpu_hour")
+CURRENCY = "USD"
+
+# The runs-table columns as_record() fills, in schema order (ecotrain/store/schema.py).
+RECORD_KEYS = (
+    "gpu_energy_j", "gpu_method", "cpu_energy_j", "cpu_method", "ram_energy_j", "ram_method",
+    "it_energy_kwh", "pue", "pue_source", "facility_energy_kwh", "region",
+    "intensity_g_per_kwh", "intensity_source", "co2_kg", "cost_usd", "cost_method", "price",
+    "price_source",
+)  # fmt: skip
+
+
+class SettingsError(UserError, ValueError):
+    """A bad accounting setting (PUE, intensity, price, cost method); one line."""
 
 
 @dataclass(frozen=True)
@@ -38,15 +53,22 @@ class Site:
     pue: float
     pue_source: str
     intensity: Intensity
-    cost_method: str = "electricity"
-    price: float | None = None  # USD/kWh or USD/GPU-hour; None: look up by GPU model
+    cost_method: str = "electricity"  # "electricity" | "gpu_hour"
+    price: float | None = None  # USD/kWh or USD/GPU-hour; None: look up by the run's GPU
     price_source: str = ""
-    prices: Any = None  # the price table, for per-GPU-model lookups
+    prices: PriceTable | None = field(default=None, repr=False, compare=False)
+    currency: str = CURRENCY  # every price and cost is in US dollars
 
 
 @dataclass
 class Energy:
-    """IT energy by component, each with how it was obtained."""
+    """IT energy by component in joules, each tagged with how it was obtained.
+
+    Methods: ``measured`` (NVML energy counter, RAPL), ``integrated`` (power samples),
+    ``modelled`` (TDP x utilisation, RAM model), ``estimated`` (the calculator),
+    ``recorded`` (a past or published total). The hardware fields are optional context:
+    :func:`account` uses ``gpu_hours`` and ``gpu_model`` when not given explicitly.
+    """
 
     gpu_j: float | None = None
     gpu_method: str | None = None
@@ -54,15 +76,36 @@ class Energy:
     cpu_method: str | None = None
     ram_j: float | None = None
     ram_method: str | None = None
+    duration_s: float | None = None
+    gpu_count: int | None = None
+    gpu_hours: float | None = None
+    gpu_model: str | None = None
 
     @property
     def it_kwh(self) -> float:
+        """GPU + CPU + RAM energy in kWh; a missing component counts as nothing measured."""
         return sum(v or 0.0 for v in (self.gpu_j, self.cpu_j, self.ram_j)) / J_PER_KWH
 
     @classmethod
     def from_kwh(cls, it_kwh: float, method: str = "recorded") -> Energy:
         """A total known only as kWh (a published or recorded footprint), put on the GPU line."""
         return cls(gpu_j=it_kwh * J_PER_KWH, gpu_method=method)
+
+    @classmethod
+    def from_record(cls, row: Mapping[str, Any]) -> Energy:
+        """The energy of a stored run (a runs-table row), to account it again elsewhere."""
+        return cls(
+            gpu_j=row.get("gpu_energy_j"),
+            gpu_method=row.get("gpu_method"),
+            cpu_j=row.get("cpu_energy_j"),
+            cpu_method=row.get("cpu_method"),
+            ram_j=row.get("ram_energy_j"),
+            ram_method=row.get("ram_method"),
+            duration_s=row.get("duration_s"),
+            gpu_count=row.get("gpu_count"),
+            gpu_hours=row.get("gpu_hours"),
+            gpu_model=row.get("gpu_model"),
+        )
 
 
 @dataclass
@@ -74,13 +117,15 @@ class Accounting:
     it_energy_kwh: float
     facility_energy_kwh: float
     co2_kg: float
-    cost_usd: float | None
+    cost_usd: float | None  # None: no price applies; cost_reason says why
     price: float | None
     price_source: str
     notes: list[str] = field(default_factory=list)
+    gpu_hours: float = 0.0
+    cost_reason: str | None = None
 
     def as_record(self) -> dict[str, Any]:
-        """The runs-table columns this accounting fills."""
+        """Exactly the runs-table columns this accounting fills (see :data:`RECORD_KEYS`)."""
         e = self.energy
         return {
             "gpu_energy_j": e.gpu_j,
@@ -101,32 +146,45 @@ class Accounting:
             "cost_method": self.site.cost_method,
             "price": self.price,
             "price_source": self.price_source,
-            "data_version": self.site.intensity.data_version,
         }
 
 
 def account(
-    energy: Energy, site: Site, gpu_hours: float = 0.0, gpu_model: str | None = None
+    energy: Energy,
+    site: Site,
+    gpu_hours: float | None = None,
+    gpu_model: str | None = None,
 ) -> Accounting:
-    """Turn IT energy (and GPU-hours) at ``site`` into facility energy, CO2e and cost."""
+    """Turn IT energy (and GPU-hours) at ``site`` into facility energy, CO2e and cost.
+
+    ``gpu_hours`` and ``gpu_model`` default to the ones ``energy`` carries. Under GPU-hour
+    pricing without a site price, the price is looked up by ``gpu_model``. When no price
+    applies (no GPU under GPU-hour pricing, an unknown GPU, no electricity price), the cost
+    is None and ``cost_reason`` says why: never a silent zero.
+    """
+    hours = float(gpu_hours if gpu_hours is not None else energy.gpu_hours or 0.0)
+    model = gpu_model or energy.gpu_model
     it_kwh = energy.it_kwh
     facility_kwh = it_kwh * site.pue
     co2_kg = facility_kwh * site.intensity.g_per_kwh / 1000.0
-    price, price_source, notes = site.price, site.price_source, []
+    price, price_source = site.price, site.price_source
+    cost: float | None = None
+    reason: str | None = None
     if site.cost_method == "gpu_hour":
-        if price is None and gpu_model:
-            found = gpu_hour_price(gpu_model, site.prices)
+        if price is None and model:
+            found = gpu_hour_price(model, site.prices)
             if found is not None:
-                price, price_source = found.price, found.source
-        if not gpu_hours:
-            cost = 0.0
+                price, price_source = found.value, found.source
+        if hours <= 0:
+            reason = "no GPU-hours: GPU-hour pricing does not apply to a run without a GPU"
         elif price is None:
-            cost = None
-            notes.append(f"no GPU-hour price for {gpu_model or 'this GPU'}: set price_per_gpu_hour")
+            reason = f"no GPU-hour price for {model or 'this GPU'}: set price_per_gpu_hour"
         else:
-            cost = gpu_hours * price
+            cost = hours * price
+    elif price is None:
+        reason = "no electricity price: set price_per_kwh"
     else:
-        cost = facility_kwh * price if price is not None else None
+        cost = facility_kwh * price
     return Accounting(
         energy=energy,
         site=site,
@@ -136,61 +194,119 @@ def account(
         cost_usd=cost,
         price=price,
         price_source=price_source,
-        notes=notes,
+        notes=[reason] if reason else [],
+        gpu_hours=hours,
+        cost_reason=reason,
     )
 
 
+def reprice(
+    site: Site,
+    *,
+    it_energy_kwh: float | None = None,
+    gpu_hours: float | None = None,
+    gpu_model: str | None = None,
+    energy: Energy | None = None,
+) -> Accounting:
+    """A past footprint accounted again at ``site`` (the ``reproduce`` counterfactual).
+
+    Give the past IT energy (``energy``, or ``it_energy_kwh``) and, for GPU-hour pricing,
+    its ``gpu_hours`` and ``gpu_model``. With GPU-hours and a model but no energy, the
+    energy is estimated from the GPU's board power (:mod:`ecotrain.estimate`). Either way
+    the figures come from :func:`account`, like a measured run's.
+    """
+    if energy is None and it_energy_kwh is None:
+        if not (gpu_hours and gpu_model):
+            raise SettingsError("reprice needs the IT energy, or GPU-hours with a GPU model")
+        from ecotrain.estimate import estimate  # the calculator itself calls account()
+
+        return estimate(gpu_model, site, gpu_hours=gpu_hours).accounting
+    if energy is None:
+        energy = Energy.from_kwh(float(it_energy_kwh or 0.0))
+    return account(energy, site, gpu_hours=gpu_hours, gpu_model=gpu_model)
+
+
+def _number(settings: Mapping[str, Any], key: str, what: str) -> float | None:
+    """A numeric setting, or None when unset; anything else is a one-line SettingsError."""
+    value = settings.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{key} must be a number ({what}), got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise SettingsError(f"{key} must be a finite number ({what}), got {value!r}")
+    return number
+
+
 def site_from_settings(settings: Mapping[str, Any]) -> Site:
-    """Build the Site from flat settings (region, pue, intensity, cost_method, prices)."""
-    pue = settings.get("pue")
+    """Build the Site from flat settings.
+
+    Keys (all optional): ``region``, ``pue``, ``intensity`` (g/kWh override, labelled as
+    such), ``cost_method`` ("electricity" or "gpu_hour"), ``price_per_kwh``,
+    ``price_per_gpu_hour``, ``gpu_model`` (the site's GPU, for a GPU-hour price from the
+    table), ``prices_file`` (a TOML table merged over the built-in). Unset values take
+    stated defaults: PUE 1.56, the region guessed from the host's time zone or else the
+    world average, the price table's price. A bad region raises
+    :class:`ecotrain.grid.UnknownRegion`; other bad values a one-line :class:`SettingsError`
+    (both are ValueErrors).
+    """
+    pue = _number(settings, "pue", "the data centre's PUE, >= 1.0")
     if pue is None:
         pue, pue_source = DEFAULT_PUE, DEFAULT_PUE_SOURCE
     else:
-        pue_source = "configured"
-    if not 1.0 <= float(pue) <= 5.0:
-        raise UserError(f"PUE must be between 1.0 and 5.0, got {pue}")
+        pue_source = f"configured: PUE {pue:g}"
+    if not 1.0 <= pue <= MAX_PUE:
+        raise SettingsError(f"pue must be between 1.0 and {MAX_PUE:g}, got {pue:g}")
+
     region = settings.get("region")
-    region_note = ""
-    if not region:
-        region = guess_region()
-        region_note = " (region guessed from the host's time zone)" if region else ""
-    intensity = resolve_intensity(region)
-    if region_note:
-        intensity = Intensity(
-            intensity.region,
-            intensity.g_per_kwh,
-            intensity.source + region_note,
-            intensity.year,
-            intensity.data_version,
-        )
-    if settings.get("intensity") is not None:
-        intensity = Intensity(
-            region=intensity.region,
-            g_per_kwh=float(settings["intensity"]),
-            source="user override (market-based or custom), not location-based",
-            data_version=None,
-        )
-        if intensity.g_per_kwh < 0:
-            raise UserError("grid intensity must be >= 0 g/kWh")
-    method = settings.get("cost_method") or "electricity"
+    region = str(region).strip() if region is not None else ""
+    if region:
+        intensity = resolve_intensity(region)
+    else:
+        guessed = guess_region()
+        intensity = resolve_intensity(guessed) if guessed else world_average()
+        if guessed:
+            intensity = replace(
+                intensity,
+                source=f"{intensity.source}; region {guessed} guessed from the host's time zone",
+            )
+
+    override = _number(settings, "intensity", "grid intensity override, g CO2e/kWh")
+    if override is not None:
+        if override < 0:
+            raise SettingsError(f"intensity must be >= 0 g/kWh, got {override:g}")
+        intensity = Intensity.custom(override, region=intensity.region)
+
+    method = str(settings.get("cost_method") or "electricity").strip()
     if method not in COST_METHODS:
-        raise UserError(f"cost_method must be one of {', '.join(COST_METHODS)}, got {method!r}")
+        raise SettingsError(f"cost_method must be one of {', '.join(COST_METHODS)}, got {method!r}")
     prices = load_prices(settings.get("prices_file"))
+    price: float | None
     if method == "electricity":
-        if settings.get("price_per_kwh") is not None:
-            price, source = float(settings["price_per_kwh"]), "configured"
+        price = _number(settings, "price_per_kwh", "electricity price, USD/kWh")
+        if price is not None:
+            source = f"configured: {price:g} USD/kWh"
         else:
             found = electricity_price(intensity.region, prices)
-            price, source = found.price, found.source
+            price, source = found.value, found.source
     else:
-        if settings.get("price_per_gpu_hour") is not None:
-            price, source = float(settings["price_per_gpu_hour"]), "configured"
-        else:
-            price, source = None, ""
+        price = _number(settings, "price_per_gpu_hour", "cloud price, USD/GPU-hour")
+        source = f"configured: {price:g} USD/GPU-hour" if price is not None else ""
+        gpu_model = settings.get("gpu_model")
+        if price is None and gpu_model:
+            found_gpu = gpu_hour_price(str(gpu_model), prices)
+            if found_gpu is None:
+                raise SettingsError(
+                    f"no GPU-hour price for {gpu_model!r} in the price table: set "
+                    "price_per_gpu_hour, or add it to a prices_file"
+                )
+            price, source = found_gpu.value, found_gpu.source
     if price is not None and price < 0:
-        raise UserError(f"price must be >= 0, got {price}")
+        raise SettingsError(f"price must be >= 0, got {price:g}")
     return Site(
-        pue=float(pue),
+        pue=pue,
         pue_source=pue_source,
         intensity=intensity,
         cost_method=method,
@@ -203,8 +319,12 @@ def site_from_settings(settings: Mapping[str, Any]) -> Site:
 def account_summaries(
     summaries: Sequence[Any], site: Site, duration_s: float
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Account a run's sensor summaries: (accounting columns, hardware columns)."""
-    energy = Energy()
+    """Account a run's sensor summaries: (accounting columns, hardware columns).
+
+    The accounting columns are :meth:`Accounting.as_record` plus ``data_version`` (the
+    grid data's version) and, when a cost could not be computed, ``accounting_notes``.
+    """
+    energy = Energy(duration_s=duration_s)
     hardware: dict[str, Any] = {}
     for s in summaries:
         current = getattr(energy, f"{s.component}_j")
@@ -234,13 +354,12 @@ def account_summaries(
             )
         elif s.component == "ram":
             hardware["ram_gb_mean"] = hw.get("mean_rss_gb")
-    acc = account(
-        energy,
-        site,
-        gpu_hours=hardware.get("gpu_hours") or 0.0,
-        gpu_model=hardware.get("gpu_model"),
-    )
+    energy.gpu_count = hardware.get("gpu_count")
+    energy.gpu_hours = hardware.get("gpu_hours")
+    energy.gpu_model = hardware.get("gpu_model")
+    acc = account(energy, site)
     record = acc.as_record()
+    record["data_version"] = site.intensity.data_version
     if acc.notes:
         record["accounting_notes"] = acc.notes
     return record, hardware

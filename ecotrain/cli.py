@@ -526,7 +526,18 @@ def dashboard(
     from ecotrain.dashboard import DB_ENV
     from ecotrain.store.engine import mask_url, resolve_url
 
-    url = resolve_url(_settings(**{"database.url": db})["database.url"])
+    settings = _settings(**{"database.url": db})
+    url = resolve_url(settings["database.url"])
+    if settings.origins["database.url"] == "default" and not _has_runs(url):
+        # First start, nothing recorded yet: show the bundled example rather than nothing.
+        example = files("ecotrain.sample_runs") / "example.db"
+        if example.is_file():
+            url = resolve_url(str(example))
+            print(
+                "ecotrain: your store has no runs yet; showing the bundled example "
+                "(sample_runs/example.db). Record one with `ecotrain run -- python train.py`.",
+                file=sys.stderr,
+            )
     with as_file(files("ecotrain.dashboard") / "app.py") as app_path:
         if not app_path.is_file():
             fail(f"the dashboard app is missing from this install ({app_path})", code=1)
@@ -544,6 +555,20 @@ def dashboard(
         except KeyboardInterrupt:
             code = 0
     raise typer.Exit(code)
+
+
+def _has_runs(url: str) -> bool:
+    from ecotrain.store.aggregates import has_runs_table, readonly_engine
+
+    try:
+        engine = readonly_engine(url)
+        if not has_runs_table(engine):
+            return False
+        from ecotrain.store.queries import count_runs
+
+        return count_runs(engine) > 0
+    except Exception:  # noqa: BLE001 - a missing or unreadable store counts as empty
+        return False
 
 
 def main() -> None:

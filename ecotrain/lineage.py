@@ -42,7 +42,8 @@ MODEL_SUFFIXES = (
 )  # fmt: skip
 SHARD = re.compile(r"^(?P<prefix>.+)-(?P<i>\d{3,6})-of-(?P<n>\d{3,6})(?P<ext>\.[\w.]+)$")
 SET_NAME = re.compile(r"^(?P<prefix>.+)-of-(?P<n>\d{3,6})(?P<ext>\.[\w.]+)$")
-HF_CACHE = re.compile(r"models--(?P<org>[^/]+?)--(?P<name>[^/]+)/snapshots/(?P<rev>[^/]+)/")
+# models--org--name (or models--name for repos without an org, e.g. gpt2)
+HF_CACHE = re.compile(r"models--(?P<repo>[^/]+)/snapshots/(?P<rev>[^/]+)/")
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 POLL_S = 1.0
@@ -83,7 +84,7 @@ def hf_info(path: str) -> tuple[str | None, str | None]:
     m = HF_CACHE.search(path)
     if not m:
         return None, None
-    return f"{m['org']}/{m['name']}", m["rev"]
+    return m["repo"].replace("--", "/"), m["rev"]
 
 
 def _stat_key(st: os.stat_result) -> str:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The ecotrain story in five small CPU runs, each wrapped by `ecotrain run`:
 #   pretrain -> fine-tune (legal) -> fine-tune (finance) -> adapter (medical) -> merge
-# then the savings table (what reusing the pretrained checkpoint avoided), a Markdown report,
-# and how to open the dashboard.
+# The pretraining belongs to project `foundation` (the lab's shared base model); the four
+# runs that reuse it belong to project `demo`. Then the savings table (what reusing the base
+# avoided project `demo`), a Markdown report of `demo`, and how to open the dashboard.
 #
 # Usage: bash sample_runs/demo.sh [--quick] [--dir DIR] [--use-my-store]
 #   --quick          fewer training steps (about 5x faster; what the tests use)
@@ -70,16 +71,17 @@ EXT=$("$PYTHON" "$HERE/tinynet.py" --ext)
 BASE=ckpt/base$EXT LEGAL=ckpt/legal$EXT FINANCE=ckpt/finance$EXT
 ADAPTER=ckpt/medical-adapter$EXT MERGED=ckpt/legal-finance-merged$EXT
 
-# The base model is trained once by a "foundation" team; the fine-tuning project reuses it.
-# (Reuse inside the project that paid for a checkpoint avoids nothing: see ecotrain.savings.)
 step() {
   printf '\n== %s\n' "$1"
-  project=$2
+  local project=$2
   shift 2
   "$ECOTRAIN" run --project "$project" --region FRA "$@"
 }
 
-step "1/5 pretrain: the expensive run every later run reuses" foundation \
+# The base model is trained once by a "foundation" team; the fine-tuning project reuses it.
+# Reuse inside the project that paid for a checkpoint avoids nothing (see ecotrain.savings),
+# so the base belongs to its own project, as a lab's shared model does.
+step "1/5 pretrain the shared base model (project foundation)" foundation \
   --tag stage=pretrain --produces "$BASE" \
   -- "$PYTHON" "$HERE/pretrain.py" --out "$BASE" --steps "$PRE"
 step "2/5 fine-tune the pretrained model on 'legal'" demo \

@@ -3,12 +3,12 @@
     python sample_runs/make_example_db.py            # full-length runs (about half a minute)
     python sample_runs/make_example_db.py --quick    # shorter runs
 
-It runs sample_runs/demo.sh (pretrain -> two fine-tunes -> adapter -> merge, each under
-`ecotrain run --project demo --region FRA`) in a temporary directory, with a private ecotrain
-config and data dir and no GPU (ECOTRAIN_NO_GPU=1: the scripts are CPU-only, so the energy
-is this host's CPU and RAM, as ecotrain measures or models them), then copies the demo's
-database, compacted, to sample_runs/example.db. Nothing in it is invented: every figure is
-what ecotrain recorded for those five runs.
+It runs sample_runs/demo.sh (pretrain in project foundation; two fine-tunes, an adapter and
+a merge in project demo; each under `ecotrain run --region FRA`) in a temporary directory,
+with a private ecotrain config and data dir and no GPU (ECOTRAIN_NO_GPU=1: the scripts are
+CPU-only, so the energy is this host's CPU and RAM, as ecotrain measures or models them),
+then copies the demo's database, compacted, to sample_runs/example.db. Nothing in it is
+invented: every figure is what ecotrain recorded for those five runs.
 """
 
 from __future__ import annotations

@@ -132,16 +132,21 @@ def test_budget_warn_lets_the_run_finish(db_path: Path, isolated: Path) -> None:
 
 
 STATUS_CHILD = """
-import time, ecotrain
+import os, time, ecotrain
 with ecotrain.track() as run:
     for step in range(1, 31):
         time.sleep(0.1)
         run.progress(step, 60)
+    # Stay in progress until the test has looked (a loaded machine can be slow to start).
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.environ["STOP_FILE"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
 """
 
 
-def test_status_lists_running_runs_with_prediction(db_path: Path) -> None:
-    env = {"ECOTRAIN_HEARTBEAT_S": "0.5", "ECOTRAIN_PREDICT_WARMUP_S": "0"}
+def test_status_lists_running_runs_with_prediction(db_path: Path, tmp_path: Path) -> None:
+    stop = tmp_path / "stop"
+    env = {"ECOTRAIN_HEARTBEAT_S": "0.5", "ECOTRAIN_PREDICT_WARMUP_S": "0", "STOP_FILE": str(stop)}
     proc = subprocess.Popen(
         [ECOTRAIN, "run", "--project", "live", "--", PY, "-c", STATUS_CHILD],
         env={**os.environ, **env},
@@ -150,7 +155,7 @@ def test_status_lists_running_runs_with_prediction(db_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         rows: list = []
         while time.monotonic() < deadline:
             time.sleep(0.5)
@@ -167,5 +172,6 @@ def test_status_lists_running_runs_with_prediction(db_path: Path) -> None:
         text = run_cli("status", env={"COLUMNS": "250"}).stdout
         assert "Runs in progress" in text and row["run_id"][:12] in text
     finally:
-        proc.wait(timeout=20)
+        stop.write_text("done")
+        proc.wait(timeout=60)
     assert run_cli("status").stdout.strip() == "no runs in progress"

@@ -242,3 +242,23 @@ def test_cli_commands(db_path: Path, tmp_path: Path) -> None:
     assert fp.source == "registered" and fp.energy_kwh == pytest.approx(440.0)
     bad = run_cli("checkpoint", "register", "org/model", "--gpu", "Voodoo", "--gpu-hours", "1")
     assert bad.returncode == 2 and "known" in bad.stderr
+
+
+def test_safetensors_native_io_is_detected(db_path: Path, tmp_path: Path) -> None:
+    # safetensors opens files from Rust, which Python's audit hook cannot see.
+    base, out = tmp_path / "base.safetensors", tmp_path / "out.safetensors"
+    code = (
+        "import numpy as np; from safetensors.numpy import save_file, load_file; "
+        f"save_file({{'w': np.ones(4, dtype=np.float32)}}, {str(base)!r})"
+    )
+    run("st", code)
+    code = (
+        "from safetensors.numpy import load_file, save_file; "
+        f"w = load_file({str(base)!r}); save_file(w, {str(out)!r})"
+    )
+    run("st2", code)
+    rows = links(db_path)
+    roles = {(r["project"], r["role"]): r["checkpoint_id"] for r in rows}
+    assert roles[("st", "produced")] == sha(base)
+    assert roles[("st2", "consumed")] == sha(base)
+    assert roles[("st2", "produced")] == sha(out)
