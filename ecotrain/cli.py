@@ -161,6 +161,14 @@ def doctor(as_json: JsonOpt = False) -> None:
 @app.command()
 def sync(
     status: Annotated[bool, typer.Option("--status", help="Only show what is pending.")] = False,
+    retarget: Annotated[
+        bool,
+        typer.Option(
+            "--retarget",
+            help="Send every pending record to --db (or the configured database), "
+            "whatever database it was spooled for.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     db: DbOpt = None,
 ) -> None:
@@ -168,16 +176,14 @@ def sync(
     from ecotrain.store import spool
 
     if status:
-        files = spool.pending()
-        print(f"{len(files)} record(s) pending in {spool.spool_dir()}")
-        for path in files:
-            record = spool.load(path) or {}
-            run = record.get("run", {})
-            print(f"  {path.stem[:12]}  {run.get('status', '?'):<10} {run.get('project', '')}")
+        from ecotrain.output import print_spool
+
+        print_spool(spool.spool_dir(), spool.pending())
         return
     from ecotrain.store.db import sync_all
 
-    results = sync_all(default_target=_settings(**{"database.url": db})["database.url"])
+    default = _settings(**{"database.url": db})["database.url"]
+    results = sync_all(default_target=default, retarget=retarget)
     failed = False
     for url, (pushed, errors) in results.items():
         failed = failed or bool(errors)

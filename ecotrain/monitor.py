@@ -99,31 +99,48 @@ class BackgroundWriter(threading.Thread):
         self._queue: queue.Queue[dict | None] = queue.Queue(maxsize=1)
         self._written = threading.Condition()
         self._last_written: Any = None
+        # A blackholed server must not hold a thread for minutes; the spool waits instead.
+        self.connect_timeout_s = 10.0
 
     def run(self) -> None:
-        try:
-            from ecotrain.store.db import Store
-
-            self.store = Store(self.url)
-            self.store.mark_lost()
-            self.store.sync_spool()
-            self.ready.set()
-        except Exception as e:  # noqa: BLE001 - degrade: the spool keeps every record
-            self.failed = f"database unavailable: {_one_line(e)}"
-            self.ready.set()
-            return
+        self._open()
+        self.ready.set()
         while True:
             record = self._queue.get()
             if record is None:
                 return
+            # The database was unreachable: try again, at most once a heartbeat, so a run
+            # that outlives an outage shows up as running again, not as lost.
+            if self.store is None and not self._open():
+                continue
             try:
                 self.store.write_record(record)
                 self.failed = None
                 with self._written:
                     self._last_written = record
                     self._written.notify_all()
+                # The heartbeat's spooled copy is now redundant (the final one is the
+                # caller's to remove, as it may still be waiting for it).
+                if record["run"].get("ended_at") is None:
+                    from ecotrain.store.spool import discard_if_same, spool_path
+
+                    discard_if_same(spool_path(record["run"]["run_id"]), record)
             except Exception as e:  # noqa: BLE001
                 self.failed = f"database write failed: {_one_line(e)}"
+
+    def _open(self) -> bool:
+        try:
+            from ecotrain.store.db import Store
+
+            store = Store(self.url, timeout_s=self.connect_timeout_s)
+            store.mark_lost()
+            store.sync_spool()
+            self.store = store
+            self.failed = None
+            return True
+        except Exception as e:  # noqa: BLE001 - degrade: the spool keeps every record
+            self.failed = f"database unavailable: {_one_line(e)}"
+            return False
 
     def submit(self, record: dict) -> None:
         """Queue a record for writing, dropping an older one still waiting."""
@@ -199,6 +216,8 @@ class Recorder:
         self._stop = threading.Event()
         self._sensors_ready = threading.Event()
         self._lock = threading.Lock()
+        self._record_lock = threading.Lock()  # orders heartbeats before the final record
+        self._final_spooled = False
         self.started_at = utcnow()
         self.t0 = time.monotonic()
         self.context: dict[str, Any] = {}
@@ -279,9 +298,14 @@ class Recorder:
 
     def _heartbeat(self) -> None:
         record = self.build_record(final=False)
-        self._spool(record)
-        if self.writer.ready.is_set() and not self.writer.failed:
-            self.writer.submit(record)
+        # A heartbeat built just before the end must not land after the final record: in
+        # the spool it would replace it, in the writer's queue it would displace it.
+        with self._record_lock:
+            if self._final_spooled:
+                return
+            self._spool(record)
+            if self.writer.ready.is_set():
+                self.writer.submit(record)  # even after a failure: the writer retries
 
     # -- the record ----------------------------------------------------------------------
 
@@ -393,7 +417,9 @@ class Recorder:
         record = self.build_record(
             final=True, exit_code=code, status=status, end_reason=reason, cpu_seconds=cpu_seconds
         )
-        spooled = self._spool(record)
+        with self._record_lock:
+            self._final_spooled = True
+            spooled = self._spool(record)
         written = False
         if self.final_wait_s > FINAL_WRITE_TIMEOUT_S:
             self.writer.ready.wait(self.final_wait_s)
@@ -405,10 +431,12 @@ class Recorder:
             for c in record.get("checkpoints") or []
         )
         if written and spooled is not None:
-            _unlink_if_same(spooled, record)
+            from ecotrain.store.spool import discard_if_same
+
+            discard_if_same(spooled, record)
         if (spooled is not None and not written) or pending:
             # The detached sync also hashes checkpoints the run wrote in its last moments.
-            _sync_detached(self.target)
+            _sync_detached(self.target, self.run_id, lineage=pending)
         for sensor in self.sensors:
             try:
                 sensor.close()
@@ -559,22 +587,12 @@ def _absolute_target(value: str | None) -> str | None:
     return value
 
 
-def _unlink_if_same(path: Path, record: dict) -> None:
-    from ecotrain.store.records import dumps
-    from ecotrain.store.spool import load
-
-    current = load(path)
-    if current is not None and dumps({k: v for k, v in current.items() if k != "target"}) == dumps(
-        record
-    ):
-        path.unlink(missing_ok=True)
-
-
-def _sync_detached(target: str | None) -> None:
-    """Let a detached `ecotrain sync` write the spooled record, so we can exit now."""
+def _sync_detached(target: str | None, run_id: str, lineage: bool) -> None:
+    """Let a detached process write the spooled record, so we can exit now."""
     try:
         subprocess.Popen(
-            [sys.executable, "-m", "ecotrain", "sync", "--quiet"]
+            [sys.executable, "-m", "ecotrain.store.detached", run_id]
+            + (["--lineage"] if lineage else [])
             + (["--db", target] if target else []),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -350,6 +350,29 @@ def print_estimate(est: Any, as_json: bool = False) -> None:
     )
 
 
+def print_spool(directory: Any, files: list) -> None:
+    """`ecotrain sync --status`: the records waiting in the spool and where they go."""
+    from ecotrain.store.engine import mask_url
+    from ecotrain.store.spool import load
+
+    console.print(f"{len(files)} record(s) pending in {directory}")
+    rows = []
+    for path in files:
+        record = load(path) or {}
+        run = record.get("run", {})
+        rows.append(
+            (
+                path.stem[:12],
+                run.get("status", "?"),
+                run.get("project", ""),
+                str(run.get("heartbeat_at") or run.get("started_at") or "")[:19],
+                mask_url(str(record.get("target") or "(default database)")),
+            )
+        )
+    if rows:
+        table(["run", "status", "project", "last state", "database"], rows)
+
+
 def print_job(job: str, total: dict, rows: list[dict]) -> None:
     """`ecotrain runs --job ID`: the job as one line, its ranks beneath."""
     console.print(

@@ -87,3 +87,36 @@ def wait_synced(db: Path, run_id_prefix: str | None = None, timeout: float = 20.
         if final or time.monotonic() > deadline:
             return rows
         time.sleep(0.1)
+
+
+# PostgreSQL for the lab-wide tests: the server CI provides (trust auth on loopback).
+# ECOTRAIN_TEST_PG points elsewhere; ECOTRAIN_TEST_PG=skip skips them where no server runs
+# (CI never sets it: there an unreachable server fails the tests).
+PG_ADMIN_URL = os.environ.get(
+    "ECOTRAIN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database for one test (dropped after): its URL."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    if PG_ADMIN_URL == "skip":
+        pytest.skip("ECOTRAIN_TEST_PG=skip")
+    name = f"et_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(
+        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()

@@ -47,6 +47,9 @@ def upsert(
         )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    if conn.dialect.insert_returning:
+        # psycopg reports rowcount -1 for INSERT .. ON CONFLICT: count the rows returned.
+        return len(conn.execute(stmt.returning(table.c[keys[0]])).all())
     return conn.execute(stmt).rowcount
 
 
@@ -68,24 +71,20 @@ class Store:
         readonly: bool = False,
         timeout_s: float = 30.0,
         migrate: bool = True,
+        retry_s: float = 30.0,
     ) -> None:
         self.url = resolve_url(url)
         self.readonly = readonly
+        # How long a write keeps retrying transient refusals (see _transient).
+        self.retry_s = retry_s
         self.engine: Engine = make_engine(self.url, readonly=readonly, timeout_s=timeout_s)
         if migrate and not readonly:
             self._upgrade()
 
     def _upgrade(self) -> None:
-        # Several runs starting at once may all try to create the schema; the losers retry
-        # and find it there.
-        for attempt in range(5):
-            try:
-                upgrade(self.engine)
-                return
-            except (OperationalError, DBAPIError):
-                if attempt == 4:
-                    raise
-                time.sleep(0.1 * (attempt + 1))
+        # upgrade() serialises creators with a lock; transient refusals (too many clients
+        # while a whole job starts, SQLite busy past its timeout) are retried.
+        _retrying(lambda: upgrade(self.engine), self.retry_s)
 
     @property
     def display_url(self) -> str:
@@ -99,7 +98,17 @@ class Store:
     # -- writes -----------------------------------------------------------------------------
 
     def write_record(self, record: dict) -> None:
-        """Write a run record (run row, timeline, checkpoints), idempotent by run id."""
+        """Write a run record (run row, timeline, checkpoints), idempotent by run id.
+
+        One transaction; retried whole while the server refuses for a moment (too many
+        clients, a deadlock, SQLite busy), which is safe because it is idempotent.
+        """
+        _retrying(lambda: self._write(record), self.retry_s)
+
+    def _write(self, record: dict) -> None:
+        from ecotrain.redact import redact_record
+
+        record = redact_record(record)  # the last gate: nothing unredacted is stored
         run = _clean(record["run"], RUN_COLUMNS)
         run_id = run["run_id"]
         with self.engine.begin() as conn:
@@ -146,25 +155,35 @@ class Store:
                 if not exists:
                     conn.execute(checkpoint_paths.insert().values(**_clean(p, frozenset(p))))
 
-    def sync_spool(self, directory: Path | None = None) -> tuple[int, list[str]]:
-        """Push spooled records meant for this database; returns (pushed, errors)."""
+    def sync_spool(
+        self, directory: Path | None = None, any_target: bool = False
+    ) -> tuple[int, list[str]]:
+        """Push spooled records meant for this database (``any_target``: every spooled
+        record, e.g. after the lab's database moved); returns (pushed, errors).
+
+        Each record is its own transaction and is written by run id with newer-state-wins,
+        so a push cut short (a crash, a dropped connection) is simply run again: records
+        already written are rewritten to the same row, never duplicated. A file is removed
+        only after its record is committed, and only if no newer state replaced it meanwhile.
+        """
         pushed, errors = 0, []
         for path in spool_mod.pending(directory):
             record = spool_mod.load(path)
-            if record is None:
+            if record is None or "run" not in record:
                 continue
-            target = record.get("target")
-            if resolve_url(target) != self.url:
+            try:
+                if not any_target and resolve_url(record.get("target")) != self.url:
+                    continue
+            except Exception:  # noqa: BLE001 - a bad target is sync_all's to report
                 continue
             try:
                 self.write_record(record)
             except Exception as e:  # noqa: BLE001 - keep the file; report and go on
-                errors.append(f"{path.name}: {type(e).__name__}: {e}".splitlines()[0])
+                errors.append(f"{path.name}: {_one_line(e)}")
+                if _unreachable(e):
+                    break  # the server went away: the rest would fail the same way
                 continue
-            # Only remove the file if it was not replaced by a newer state meanwhile.
-            latest = spool_mod.load(path)
-            if latest == record:
-                path.unlink(missing_ok=True)
+            spool_mod.discard_if_same(path, record)
             pushed += 1
         return pushed, errors
 
@@ -209,32 +228,110 @@ class Store:
 
 
 def sync_all(
-    directory: Path | None = None, default_target: str | None = None
+    directory: Path | None = None,
+    default_target: str | None = None,
+    timeout_s: float = 5.0,
+    retarget: bool = False,
+    lineage: bool = True,
 ) -> dict[str, tuple[int, list[str]]]:
     """Push every spooled record to the database it was meant for, and identify the
     checkpoints runs wrote in their last moments (see ecotrain.lineage.resolve_pending).
 
+    A spooled record keeps the URL it was meant for, so a run recorded while the lab
+    database was down goes there once it is back. With ``retarget`` every record goes to
+    ``default_target`` instead (the URL was wrong, or the database moved). ``lineage``:
+    also hash the checkpoints still pending (can take long; see ecotrain.store.detached).
+
     Returns {masked url: (pushed, errors)}; a database that cannot be opened keeps its
     records in the spool and reports why.
     """
-    targets: dict[str, str | None] = {resolve_url(default_target): default_target}
-    for path in spool_mod.pending(directory):
-        record = spool_mod.load(path)
-        if record is not None:
-            target = record.get("target")
-            targets.setdefault(resolve_url(target), target)
     results: dict[str, tuple[int, list[str]]] = {}
+    targets: dict[str, str | None] = {}
+    spool_mod.clean_stale(directory)
+    spooled = [] if retarget else spool_mod.pending(directory)
+    for target in [default_target] + [(spool_mod.load(p) or {}).get("target") for p in spooled]:
+        try:
+            targets.setdefault(resolve_url(target), target)
+        except Exception as e:  # noqa: BLE001 - a record for a database we cannot name
+            results.setdefault(mask_url(str(target)), (0, [_one_line(e)]))
     for url, target in targets.items():
         try:
-            store = Store(target, timeout_s=5.0)
-            results[mask_url(url)] = store.sync_spool(directory)
+            store = Store(target, timeout_s=timeout_s)
+            results[mask_url(url)] = store.sync_spool(directory, any_target=retarget)
             store.mark_lost()
-            from ecotrain.lineage import resolve_pending
+            if lineage:
+                from ecotrain.lineage import resolve_pending
 
-            resolve_pending(store.engine)
+                resolve_pending(store.engine)
         except Exception as e:  # noqa: BLE001 - unreachable: the records stay spooled
-            results[mask_url(url)] = (0, [f"{type(e).__name__}: {e}".splitlines()[0]])
+            results[mask_url(url)] = (0, [_one_line(e)])
     return results
+
+
+def _one_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+# SQLSTATEs worth another try: too many connections, cannot connect now (starting up),
+# serialization failure, deadlock detected.
+_TRANSIENT_SQLSTATES = {"53300", "57P03", "40001", "40P01"}
+
+
+def _transient(e: BaseException) -> bool:
+    """Whether ``e`` is a refusal that goes away by itself (retry), not a real fault."""
+    orig = getattr(e, "orig", e)
+    if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    text = str(orig).lower()
+    return any(
+        s in text
+        for s in (
+            "too many clients",
+            # the postmaster drops connections it has no room for during a connect storm
+            "server closed the connection unexpectedly",
+            "remaining connection slots are reserved",
+            "the database system is starting up",
+            "database is locked",
+            "deadlock detected",
+        )
+    )
+
+
+def _retrying(fn, budget_s: float):  # noqa: ANN001, ANN202
+    """Call ``fn`` until it succeeds, retrying transient refusals with jittered backoff for
+    up to ``budget_s`` seconds; anything else (an unreachable server) is raised at once."""
+    import random
+
+    deadline = time.monotonic() + budget_s
+    delay = 0.02
+    while True:
+        try:
+            return fn()
+        except (OperationalError, DBAPIError) as e:
+            if not _transient(e) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay * random.uniform(0.5, 1.5))
+        delay = min(delay * 2, 1.0)
+
+
+def _unreachable(e: BaseException) -> bool:
+    """Whether ``e`` says the server could not be reached at all (no point retrying now)."""
+    if isinstance(e, DBAPIError) and e.connection_invalidated:
+        return True
+    text = str(getattr(e, "orig", e)).lower()
+    return any(
+        s in text
+        for s in (
+            "connection refused",
+            "could not connect",
+            "connection failed",
+            "timeout expired",
+            "could not translate host name",
+            "no route to host",
+            "server closed the connection",
+        )
+    )
 
 
 def _pid_alive(pid: int, started_at) -> bool:

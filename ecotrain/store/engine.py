@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
 
 from ecotrain.errors import UserError
 
@@ -49,8 +50,15 @@ def resolve_url(value: str | os.PathLike | None) -> str:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ***."""
-    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url)
+    """The URL with its password replaced by ***.
+
+    The password is everything between the user's ``:`` and the *last* ``@`` before the
+    host, so a password holding an ``@`` is masked whole, not half.
+    """
+    return _URL_PASSWORD.sub(r"\g<pre>***@", url)
+
+
+_URL_PASSWORD = re.compile(r"(?P<pre>://[^/:@\s]*:)[^/\s]*@")
 
 
 def _prepare_sqlite_file(url: str) -> None:
@@ -70,12 +78,19 @@ def _prepare_sqlite_file(url: str) -> None:
         raise UserError(f"database {path} is not writable")
 
 
+# SQLite: how long a writer waits for another's lock. A lock means progress (64 runs
+# finishing at once on one node), so this is generous and independent of connect timeouts.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
 def make_engine(url: str, *, readonly: bool = False, timeout_s: float = 30.0) -> Engine:
-    """An engine for ``url`` (already resolved). SQLite gets WAL and a busy timeout."""
+    """An engine for ``url`` (already resolved). SQLite gets WAL and a busy timeout;
+    ``timeout_s`` bounds how long connecting to a server may take."""
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         if not readonly:
             _prepare_sqlite_file(url)
+        timeout_s = max(timeout_s, SQLITE_BUSY_TIMEOUT_S)
         engine = create_engine(url, connect_args={"timeout": timeout_s})
 
         @event.listens_for(engine, "connect")
@@ -92,10 +107,14 @@ def make_engine(url: str, *, readonly: bool = False, timeout_s: float = 30.0) ->
             cur.close()
 
         return engine
+    # A writer (every `ecotrain run`) connects per write rather than holding a connection
+    # between heartbeats: 500 runs of a lab then cost a few connections at a time, not 500
+    # (PostgreSQL's default max_connections is 100). Readers (dashboard) keep a pool.
+    pool = {"pool_pre_ping": True} if readonly else {"poolclass": NullPool}
     try:
         return create_engine(
             url,
-            pool_pre_ping=True,
+            **pool,
             connect_args={
                 "connect_timeout": max(1, int(timeout_s)),
                 **({"options": "-c default_transaction_read_only=on"} if readonly else {}),

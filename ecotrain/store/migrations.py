@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import inspect, select, text
+from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection, Engine
 
 from ecotrain.store.schema import SCHEMA_VERSION, meta, metadata
@@ -28,8 +28,6 @@ def _v2_progress_prediction(conn: Connection) -> None:
     json_type = "JSON" if conn.dialect.name == "postgresql" else "TEXT"
     _add_columns(conn, "runs", {"progress": json_type, "prediction": json_type})
 
-
-ADVISORY_KEY = 0x6563_6F74  # "ecot"
 
 # version -> step that brings a database from version-1 to version.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_progress_prediction}
@@ -51,28 +49,58 @@ def _set_version(conn: Connection, version: int) -> None:
         conn.execute(meta.insert().values(key="schema_version", value=str(version)))
 
 
+# Any fixed 64-bit number: the key of the PostgreSQL advisory lock that serialises upgrades.
+_PG_LOCK_KEY = 0x6563_6F74_7261_696E  # "ecotrain"
+
+
+def _lock(conn: Connection) -> None:
+    """Serialise schema changes between processes for the rest of this transaction.
+
+    A cluster job starting 256 ranks at once opens the store 256 times: without the lock they
+    would all see an empty database and race to create the same tables. PostgreSQL: a
+    transaction-scoped advisory lock (released at commit or rollback). SQLite: BEGIN
+    IMMEDIATE takes the write lock now, not at the first write (pysqlite opens no
+    transaction before a SELECT or DDL by itself), and waits out the busy timeout.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def upgrade(engine: Engine) -> tuple[int | None, int]:
-    """Bring the database to SCHEMA_VERSION; returns (version before, version after)."""
+    """Bring the database to SCHEMA_VERSION; returns (version before, version after).
+
+    Safe when many processes call it at once: a database already at this version is only
+    read (no lock); otherwise the work happens under a lock held to the commit, and the
+    version is read again once the lock is held, so only one process creates or migrates.
+    """
+    with engine.connect() as conn:
+        seen = current_version(conn)
+    if seen == SCHEMA_VERSION:
+        return seen, seen
+    _check_not_newer(seen)
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Many runs may start at once against a fresh lab database: one creates the
-            # schema, the others wait here and find it done.
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_KEY})
+        _lock(conn)
         before = current_version(conn)
         if before is None:
             metadata.create_all(conn)
             _set_version(conn, SCHEMA_VERSION)
             return None, SCHEMA_VERSION
-        if before > SCHEMA_VERSION:
-            from ecotrain.errors import UserError
-
-            raise UserError(
-                f"database schema version {before} is newer than this ecotrain "
-                f"({SCHEMA_VERSION}): upgrade ecotrain"
-            )
+        _check_not_newer(before)
         for version in range(before + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[version](conn)
             _set_version(conn, version)
         # New tables added by a later version are created here too.
         metadata.create_all(conn)
         return before, SCHEMA_VERSION
+
+
+def _check_not_newer(version: int | None) -> None:
+    if version is not None and version > SCHEMA_VERSION:
+        from ecotrain.errors import UserError
+
+        raise UserError(
+            f"database schema version {version} is newer than this ecotrain "
+            f"({SCHEMA_VERSION}): upgrade ecotrain"
+        )

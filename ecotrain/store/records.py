@@ -47,7 +47,9 @@ def dumps(record: dict) -> str:
 def write_atomic(path: Path, text: str) -> None:
     """Write a file so a reader never sees half of it (owner-only permissions)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    # ".tmp" suffix: never mistaken for a record by the spool's "*.json", even if the
+    # process dies mid-write (the run path ends with os._exit).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)

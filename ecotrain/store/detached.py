@@ -1,0 +1,43 @@
+"""The sync a run leaves behind when its final record did not reach the database in time.
+
+``python -m ecotrain.store.detached RUN_ID [--lineage] [--db URL]``
+
+When 64 runs on a node end together, 64 of these start. They queue on one lock in the
+spool folder (a blocked process costs nothing) and the first pushes every record waiting;
+the others find their run's file gone and exit without importing SQLAlchemy. Checkpoint
+hashing (``--lineage``), which can take minutes, runs after the lock is released.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+
+
+def main(argv: list[str]) -> int:
+    """Push the spool if ``RUN_ID``'s record is still in it; then resolve pending hashes."""
+    run_id = argv[0]
+    lineage = "--lineage" in argv
+    target = argv[argv.index("--db") + 1] if "--db" in argv else None
+    from ecotrain.store import spool
+
+    directory = spool.spool_dir()
+    fd = os.open(directory / ".sync.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if spool.spool_path(run_id, directory).exists():
+            from ecotrain.store.db import sync_all
+
+            sync_all(directory, default_target=target, lineage=False)
+    finally:
+        os.close(fd)  # releases the lock
+    if lineage:
+        from ecotrain.store.db import sync_all
+
+        sync_all(directory, default_target=target, lineage=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
