@@ -586,3 +586,14 @@ def main() -> None:
             print(f"ecotrain: error: {e}", file=sys.stderr)
             sys.exit(2)
         raise
+    except Exception as e:
+        # A database that cannot be reached is a fault of the moment, not a bug: one line,
+        # password masked, exit 1 (records of runs are safe in the spool meanwhile).
+        exc = sys.modules.get("sqlalchemy.exc")
+        if exc is None or not isinstance(e, exc.OperationalError | exc.InterfaceError):
+            raise
+        from ecotrain.store.engine import mask_url
+
+        detail = str(getattr(e, "orig", e)).strip().splitlines()[0]
+        print(f"ecotrain: error: database unavailable: {mask_url(detail)}", file=sys.stderr)
+        sys.exit(1)

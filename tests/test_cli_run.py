@@ -205,3 +205,12 @@ def test_wrapper_killed_after_heartbeat_shows_lost(db_path: Path, tmp_path: Path
     (run,) = json.loads(listing.stdout)
     assert run["status"] == "lost"
     assert run["cpu_energy_j"] > 0 and run["ended_at"] is None
+
+
+def test_unreachable_database_is_one_line_exit_1(isolated: Path) -> None:
+    url = "postgresql://postgres:hunter2@127.0.0.1:1/x"
+    for args in (["runs"], ["db", "info", "--db", url]):
+        result = run_cli(*args, env={"ECOTRAIN_DB": url})
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr.startswith("ecotrain: error: database unavailable")
+        assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
