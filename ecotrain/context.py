@@ -61,3 +61,32 @@ def job_context(env: Mapping[str, str], job: str | None = None) -> dict:
         "local_rank": local_rank,
         "node": env.get("SLURMD_NODENAME") or socket.gethostname(),
     }
+
+
+def _expand_slurm_counts(value: str) -> list[int]:
+    """SLURM's compressed per-node counts, "2(x3),1" -> [2, 2, 2, 1]; [] if unparsable."""
+    counts: list[int] = []
+    for part in value.split(","):
+        count, _, repeat = part.partition("(x")
+        n, times = _int(count), _int(repeat.rstrip(")")) if repeat else 1
+        if n is None or times is None:
+            return []
+        counts.extend([n] * times)
+    return counts
+
+
+def ranks_on_node(env: Mapping[str, str]) -> int:
+    """How many ranks of this job run on this node (1 outside a multi-rank launch).
+
+    torchrun sets LOCAL_WORLD_SIZE; srun sets SLURM_STEP_TASKS_PER_NODE ("8", or "2(x3),1"
+    over several nodes, indexed by SLURM_NODEID). The job-level SLURM_TASKS_PER_NODE is not
+    used: a batch script runs once whatever the job's task count.
+    """
+    local = _int(env.get("LOCAL_WORLD_SIZE"))
+    if local:
+        return local
+    counts = _expand_slurm_counts(env.get("SLURM_STEP_TASKS_PER_NODE", ""))
+    if not counts:
+        return 1
+    node = _int(env.get("SLURM_NODEID"))
+    return counts[node] if node is not None and 0 <= node < len(counts) else max(counts)

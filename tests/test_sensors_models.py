@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ecotrain.context import ranks_on_node
 from ecotrain.sensors import discover
 from ecotrain.sensors.cpu_model import (
     CPUModelSensor,
@@ -217,6 +218,36 @@ def test_discover_prefers_rapl(tmp_path: Path):
         (tmp_path / entry / "energy_uj").write_text("5")
     sensors, _ = discover(1, {"ECOTRAIN_NO_GPU": "1"}, {"powercap_root": str(tmp_path)})
     assert [(s.component, s.method) for s in sensors] == [("cpu", "measured"), ("ram", "measured")]
+
+
+@pytest.mark.parametrize(
+    ("env", "ranks"),
+    [
+        ({"LOCAL_WORLD_SIZE": "8"}, 8),
+        ({"SLURM_STEP_TASKS_PER_NODE": "4"}, 4),
+        ({"SLURM_STEP_TASKS_PER_NODE": "2(x3),1", "SLURM_NODEID": "3"}, 1),
+        ({"SLURM_STEP_TASKS_PER_NODE": "2(x3),1", "SLURM_NODEID": "1"}, 2),
+    ],
+)
+def test_rapl_is_not_counted_once_per_rank_on_a_shared_node(tmp_path: Path, env, ranks):
+    for entry, name in [("intel-rapl:0", "package-0"), ("intel-rapl:0:0", "dram")]:
+        (tmp_path / entry).mkdir()
+        (tmp_path / entry / "name").write_text(name)
+        (tmp_path / entry / "energy_uj").write_text("5")
+    assert ranks_on_node(env) == ranks
+    sensors, reasons = discover(
+        os.getpid(), {"ECOTRAIN_NO_GPU": "1", **env}, {"powercap_root": str(tmp_path)}
+    )
+    expected = "measured" if ranks == 1 else "modelled"
+    assert [(s.component, s.method) for s in sensors] == [("cpu", expected), ("ram", expected)]
+    if ranks > 1:
+        assert f"cpu/ram: RAPL not used: {ranks} ranks of this job share the node" in reasons[1]
+
+
+def test_ranks_on_node_outside_a_launch():
+    assert ranks_on_node({}) == 1
+    assert ranks_on_node({"SLURM_STEP_TASKS_PER_NODE": "garbage"}) == 1
+    assert ranks_on_node({"SLURM_TASKS_PER_NODE": "8"}) == 1  # a batch script runs once
 
 
 def test_discover_with_no_child_has_no_models():

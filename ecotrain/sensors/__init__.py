@@ -7,6 +7,10 @@ Order of preference per component:
 - cpu: RAPL package counters, else the TDP x utilisation model of the child's tree.
 - ram: RAPL dram counters, else the W/GB x RSS model of the child's tree.
 
+RAPL is not used when several ranks of a job share the node (torchrun's LOCAL_WORLD_SIZE,
+srun's SLURM_STEP_TASKS_PER_NODE): it counts the whole socket, so each rank would record all
+of it; each rank models its own tree's share instead.
+
 A replay trace for cpu or ram replaces that component's sensor too, so nothing is counted
 twice. The CPU and RAM models share one :class:`ProcessTree`, read once per tick.
 """
@@ -68,13 +72,25 @@ def discover(
     if covered >= {"cpu", "ram"}:
         return sensors, reasons
 
+    from ecotrain.context import ranks_on_node
     from ecotrain.sensors.rapl import POWERCAP, rapl_sensors
 
     root = Path(_setting(config, "powercap_root") or POWERCAP)
-    try:
-        rapl, rapl_reasons = rapl_sensors(root)
-    except SensorError as e:
-        rapl, rapl_reasons = {}, [f"cpu/ram: {e}"]
+    shared = ranks_on_node(env)
+    if shared > 1:
+        # Every rank would read the same whole-socket counters: n ranks, n times the energy.
+        rapl, rapl_reasons = (
+            {},
+            [
+                f"cpu/ram: RAPL not used: {shared} ranks of this job share the node and RAPL "
+                "counts the whole socket; each rank models its own process tree"
+            ],
+        )
+    else:
+        try:
+            rapl, rapl_reasons = rapl_sensors(root)
+        except SensorError as e:
+            rapl, rapl_reasons = {}, [f"cpu/ram: {e}"]
     reasons.extend(r for r in rapl_reasons if r.split(":", 1)[0] not in covered)
 
     tree = None
