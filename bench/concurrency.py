@@ -70,10 +70,14 @@ def sqlite_runs(n: int) -> dict:
         spool = Path(tmp) / "data" / "spool"
         rows: list = []
         while time.monotonic() - t0 < 600:
-            with sqlite3.connect(db) as conn:
-                rows = conn.execute(
-                    "SELECT json_extract(tags,'$.i'), status, exit_code FROM runs"
-                ).fetchall()
+            try:  # the file and its tables may not exist yet (see the CI test)
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                    rows = conn.execute(
+                        "SELECT json_extract(tags,'$.i'), status, exit_code FROM runs"
+                    ).fetchall()
+            except sqlite3.OperationalError:
+                time.sleep(0.2)
+                continue
             if (
                 len(rows) >= n
                 and all(r[1] != "running" for r in rows)

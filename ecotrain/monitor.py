@@ -32,6 +32,8 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 MAX_POINTS = 2000
 # After the child exits, wait at most this long for the database write; the spool keeps it.
 FINAL_WRITE_TIMEOUT_S = 0.05
+# How long the end of a run waits for sensor discovery that has not finished yet.
+SENSOR_START_WAIT_S = 10.0
 
 
 @dataclass
@@ -242,7 +244,14 @@ class Recorder:
         """Stop sampling, with one last tick so the totals end now."""
         self._stop.set()
         if self._sampler_thread is not None:
-            self._sensors_ready.wait(timeout=1.0)
+            # Discovery takes ~40 ms, but a short child on an overloaded node (64 runs starting
+            # at once on 2 cores) can end first; waiting for it costs only the time it still
+            # needs, and without it the record would have no sensors at all.
+            if not self._sensors_ready.wait(timeout=SENSOR_START_WAIT_S):
+                self.notes.append(
+                    f"sensors not started {SENSOR_START_WAIT_S:.0f} s after the command ended: "
+                    "no energy recorded"
+                )
             self._sampler_thread.join(timeout=0.5)
         if self.sensors:
             self._tick()

@@ -92,7 +92,9 @@ def test_256_concurrent_writers_into_postgresql(pg_url: str) -> None:
     errors: list[str] = []
 
     def writer(i: int) -> None:
-        store = Store(pg_url, migrate=False)
+        # 1,024 writes through 100 connection slots on 2 cores take ~30 s under load: a
+        # writer retries refusals longer than the default 30 s (the run path spools instead).
+        store = Store(pg_url, migrate=False, retry_s=120)
         try:
             barrier.wait(30)
             for beat in range(BEATS):
