@@ -258,14 +258,15 @@ def checkpoints_cmd(
 ) -> None:
     """List checkpoints: names, footprint and its source, times reused."""
     from ecotrain.output import print_checkpoints
-    from ecotrain.savings import MODES, checkpoint_footprint, list_checkpoints
+    from ecotrain.savings import MODES, footprints, list_checkpoints
 
     if mode not in MODES:
         fail(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     store = _open_store(db)
     rows = list_checkpoints(store.engine)
+    fps = footprints(store.engine, [row["checkpoint_id"] for row in rows])
     for row in rows:
-        row["footprint"] = checkpoint_footprint(store.engine, row["checkpoint_id"])
+        row["footprint"] = fps[row["checkpoint_id"]]
     print_checkpoints(rows, as_json=as_json)
 
 

@@ -300,7 +300,7 @@ def print_savings(items: list, mode: str, as_json: bool = False) -> None:
             (
                 a.name or a.checkpoint_id[:19],
                 a.footprint.source,
-                f"{len(a.reused_by)} run(s)",
+                f"{a.reuses} run(s)",
                 fmt_energy(a.energy_kwh),
                 fmt_co2(a.co2_kg),
                 fmt_usd(a.cost_usd),

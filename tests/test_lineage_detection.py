@@ -220,7 +220,7 @@ def test_published_ancestor_counted_in_reproduce_and_dedup(db_path: Path, tmp_pa
     by_id = {a.checkpoint_id: a for a in avoided_for_runs(engine, RunFilter())}
     assert set(by_id) == {sha(tuned), "hf:meta-llama/Llama-2-7b-hf"}
     lab, llama = by_id[sha(tuned)], by_id["hf:meta-llama/Llama-2-7b-hf"]
-    assert len(lab.reused_by) == 3
+    assert lab.reuses == 3
     assert (llama.energy_kwh, llama.co2_kg) == (0.0, 0.0) and "already counted" in llama.assumption
     site = runs["legal"]
     assert lab.energy_kwh == pytest.approx(fp.it_energy_kwh * site["pue"])
@@ -228,7 +228,7 @@ def test_published_ancestor_counted_in_reproduce_and_dedup(db_path: Path, tmp_pa
         fp.it_energy_kwh * site["pue"] * site["intensity_g_per_kwh"] / 1000
     )
     (legal,) = avoided_for_runs(engine, RunFilter(project="legal"), mode="as-published")
-    assert len(legal.reused_by) == 2 and legal.co2_kg == pytest.approx(fp.co2_kg)
+    assert legal.reuses == 2 and legal.co2_kg == pytest.approx(fp.co2_kg)
     # The project that made it (and read Llama 2 for it) avoided Llama 2's pretraining only.
     (own,) = avoided_for_runs(engine, RunFilter(project="base"), mode="as-published")
     assert own.checkpoint_id == "hf:meta-llama/Llama-2-7b-hf" and own.co2_kg == 31_220

@@ -68,15 +68,16 @@ def test_pretrain_finetune_dag_and_content_identity(db_path: Path, tmp_path: Pat
     store = Store(str(db_path))
     # The fine-tune's footprint includes its ancestor, each run once.
     fp1 = checkpoint_footprint(store.engine, sha(ft1))
-    assert fp1.source == "recorded" and len(fp1.runs) == 2
     runs = {r["project"]: r for r in sqlite_utils.Database(db_path)["runs"].rows}
+    assert fp1.source == "recorded" and fp1.runs == [runs["legal"]["run_id"]]
+    assert fp1.citation == "2 ecotrain-recorded run(s)" and fp1.ancestors == [sha(pre)]
     assert fp1.energy_kwh == pytest.approx(
         runs["foundation"]["facility_energy_kwh"] + runs["legal"]["facility_energy_kwh"]
     )
     # Lab-wide: pre.npz reused by two projects, its retraining avoided once.
     lab = avoided_for_runs(store.engine, RunFilter(), mode="as-published")
     assert [a.checkpoint_id for a in lab] == [sha(pre)]
-    assert len(lab[0].reused_by) == 2
+    assert lab[0].reuses == 2
     assert lab[0].energy_kwh == pytest.approx(runs["foundation"]["facility_energy_kwh"])
     # Within the project that produced it, reuse saves nothing.
     assert avoided_for_runs(store.engine, RunFilter(project="foundation")) == []
@@ -263,3 +264,53 @@ def test_safetensors_native_io_is_detected(db_path: Path, tmp_path: Path) -> Non
     assert roles[("st", "produced")] == sha(base)
     assert roles[("st2", "consumed")] == sha(base)
     assert roles[("st2", "produced")] == sha(out)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_batched_footprints_match_one_at_a_time_and_count_each_run_once(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """A produces X and Y; B: X -> Z; C: Y + Z -> W; D (another project) reuses W.
+    W's footprint is A + B + C, A once although two of W's ancestors came from it.
+    The same SQL (window functions included) on both databases."""
+    from store_helpers import make_record
+
+    from ecotrain.savings import footprints
+
+    url = str(tmp_path / "s.db") if backend == "sqlite" else request.getfixturevalue("pg_url")
+    store = Store(url)
+    plan = {  # run: (project, IT kWh, consumed, produced)
+        "A": ("p", 1.0, [], ["X", "Y"]),
+        "B": ("p", 2.0, ["X"], ["Z"]),
+        "C": ("p", 4.0, ["Y", "Z"], ["W"]),
+        "D": ("q", 8.0, ["W"], []),
+    }
+    for run_id, (project, kwh, consumed, produced) in plan.items():
+        record = make_record(run_id, status="finished")
+        record["run"].update(
+            project=project, it_energy_kwh=kwh, facility_energy_kwh=1.5 * kwh, co2_kg=0.1 * kwh
+        )
+        record["checkpoints"] = [{"checkpoint_id": c, "name": c} for c in consumed + produced]
+        record["links"] = [{"checkpoint_id": c, "role": "consumed"} for c in consumed] + [
+            {"checkpoint_id": c, "role": "produced"} for c in produced
+        ]
+        store.write_record(record)
+
+    batch = footprints(store.engine, ["W", "Z", "X", "nowhere"])
+    for ckpt, fp in batch.items():
+        one = checkpoint_footprint(store.engine, ckpt)
+        assert (fp.citation, fp.ancestors, fp.runs, fp.it_energy_kwh, fp.co2_kg) == (
+            one.citation, one.ancestors, one.runs, one.it_energy_kwh, one.co2_kg
+        )  # fmt: skip
+    w = batch["W"]
+    assert w.it_energy_kwh == pytest.approx(7.0) and w.energy_kwh == pytest.approx(10.5)
+    assert w.citation == "3 ecotrain-recorded run(s)" and w.ancestors == ["X", "Y", "Z"]
+    assert w.runs == ["C"]
+    assert batch["Z"].it_energy_kwh == pytest.approx(3.0)
+    assert batch["X"].it_energy_kwh == pytest.approx(1.0)
+    assert batch["nowhere"].source == "unknown"
+
+    (a,) = avoided_for_runs(store.engine, RunFilter(project="q"), mode="as-published")
+    assert (a.checkpoint_id, a.energy_kwh, a.reuses) == ("W", pytest.approx(10.5), 1)
+    # inside project p the checkpoints were paid for: nothing avoided
+    assert avoided_for_runs(store.engine, RunFilter(project="p")) == []

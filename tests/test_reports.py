@@ -100,7 +100,7 @@ def fake_avoided(engine, flt, mode="reproduce"):
             100.0,
             5.0,
             20.0,
-            ["x", "y"],
+            2,
             "starting from base avoided training it again here",
         )
     ]

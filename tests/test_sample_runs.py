@@ -280,7 +280,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
             ).stdout
         )  # fmt: skip
         (base,) = saved["avoided"]
-        assert base["name"] == f"base{ext}" and len(base["reused_by"]) == 3
+        assert base["name"] == f"base{ext}" and base["reuses"] == 3
         # Same site (FRA, same PUE): avoiding the pretraining avoids exactly what it cost.
         assert base["energy_kwh"] == pytest.approx(runs[0]["facility_energy_kwh"], rel=1e-9)
         assert base["co2_kg"] == pytest.approx(runs[0]["co2_kg"], rel=1e-9) and base["co2_kg"] > 0

@@ -51,7 +51,7 @@ else:
                     "open": f"./checkpoints?ckpt={a['checkpoint_id']}",
                     "checkpoint": a["name"] or agg.short_id(a["checkpoint_id"]),
                     "source": (a.get("footprint") or {}).get("source"),
-                    "reused by": a["reused_by"],
+                    "reused by (runs)": a["reuses"],
                     "avoided kWh": a["energy_kwh"],
                     "avoided CO2e kg": a["co2_kg"],
                     "avoided $": a["cost_usd"],

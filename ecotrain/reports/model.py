@@ -260,7 +260,7 @@ def build_report(
                     checkpoint_id=a.checkpoint_id,
                     footprint_source=a.footprint.source,
                     citation=a.footprint.citation,
-                    reused_by=len(a.reused_by),
+                    reused_by=a.reuses,
                     energy_kwh=a.energy_kwh,
                     co2_kg=a.co2_kg,
                     cost_usd=a.cost_usd,
