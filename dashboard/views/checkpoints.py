@@ -66,9 +66,10 @@ else:
             key="ck_avoided",
             column_config={
                 "open": st.column_config.LinkColumn("", display_text="open"),
-                "avoided kWh": st.column_config.NumberColumn(format="%.1f"),
-                "avoided CO2e kg": st.column_config.NumberColumn(format="%.1f"),
-                "avoided $": st.column_config.NumberColumn(format="$%.2f"),
+                # %g, not a fixed precision: a small run's avoided 5e-06 kWh is not "0.0".
+                "avoided kWh": st.column_config.NumberColumn(format="%.3g"),
+                "avoided CO2e kg": st.column_config.NumberColumn(format="%.3g"),
+                "avoided $": st.column_config.NumberColumn(format="$%.3g"),
             },
         )
 
