@@ -116,12 +116,39 @@ def period_bounds(period: str) -> tuple[datetime | None, datetime | None]:
     return since, since - timedelta(days=days)
 
 
-def init_filters() -> None:
+def default_period(url: str | None) -> str:
+    """The last 30 days, unless nothing ran in them (an old store, the bundled example):
+    then all time, so a first look is not an empty page."""
+    if url is None:
+        return "30d"
+    try:
+        last = load_last_start(url)
+    except Exception:  # noqa: BLE001 - the page itself reports an unreadable database
+        return "30d"
+    since, _ = period_bounds("30d")
+    if last is None or since is None:
+        return "30d"
+    return "30d" if _naive_utc(last) >= _naive_utc(since) else "all"
+
+
+def _naive_utc(dt: datetime) -> datetime:
+    from datetime import UTC
+
+    return dt.astimezone(UTC).replace(tzinfo=None) if dt.tzinfo else dt
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_last_start(url: str) -> datetime | None:
+    """When the newest run started."""
+    return agg.date_range(engine(url))[1]
+
+
+def init_filters(url: str | None = None) -> None:
     """Seed the shared filters from the URL's query parameters (once per session)."""
     if st.session_state.get("_filters_ready"):
         return
     qp = st.query_params
-    period = qp.get("period", "30d")
+    period = qp.get("period") or default_period(url)
     st.session_state["f_period"] = period if period in PERIODS else "30d"
     st.session_state["f_project"] = qp.get("project", ALL)
     st.session_state["f_user"] = qp.get("user", ALL)
@@ -146,7 +173,7 @@ def sync_query_params() -> None:
 
 def sidebar_filters(url: str) -> None:
     """The shared filters (period, project, user) in the sidebar."""
-    init_filters()
+    init_filters(url)
     options = load_options(url)
     projects = [ALL, *options["project"]]
     users = [ALL, *options["user"]]

@@ -14,6 +14,7 @@ from dashboard_fixture import CKPT_A, CKPT_B, RUN_IDS, build
 from streamlit.testing.v1 import AppTest
 
 from ecotrain.store import aggregates as agg
+from ecotrain.store.db import Store
 from ecotrain.store.queries import RunFilter
 from ecotrain.store.records import utcnow
 
@@ -351,3 +352,16 @@ def test_aggregates_on_postgresql(tmp_path: Path) -> None:
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+def test_an_old_store_opens_on_all_time_not_an_empty_month(tmp_path: Path, monkeypatch) -> None:
+    from store_helpers import make_record  # a run of 2024-05-01
+
+    db = tmp_path / "old.db"
+    Store(str(db)).write_record(make_record("old-run", beat=2, status="finished"))
+    at = _app(db, monkeypatch)
+    assert at.session_state["f_period"] == "all"
+    assert any("· 1 runs" in c.value for c in at.caption)
+    # a linked period still wins
+    st.cache_data.clear()
+    assert _app(db, monkeypatch, period="30d").session_state["f_period"] == "30d"
