@@ -34,6 +34,10 @@ MAX_POINTS = 2000
 FINAL_WRITE_TIMEOUT_S = 0.05
 # How long the end of a run waits for sensor discovery that has not finished yet.
 SENSOR_START_WAIT_S = 10.0
+# The writer imports SQLAlchemy (~0.2 s of CPU) only once the command has run this long: a
+# shorter command's record goes through the spool and a detached sync anyway, so importing
+# it in the wrapper only competed with the wrapper's own exit.
+WRITER_START_DELAY_S = 0.5
 
 
 @dataclass
@@ -92,9 +96,12 @@ class BackgroundWriter(threading.Thread):
     (the latest state of a run is all that matters) and failures are kept for the summary.
     """
 
-    def __init__(self, url: str | None) -> None:
+    def __init__(self, url: str | None, start_delay_s: float = 0.0) -> None:
         super().__init__(name="ecotrain-writer", daemon=True)
         self.url = url
+        self.start_delay_s = start_delay_s
+        self._go = threading.Event()  # start now, whatever the delay
+        self._cancelled = False
         self.ready = threading.Event()
         self.failed: str | None = None
         self.store = None
@@ -105,6 +112,9 @@ class BackgroundWriter(threading.Thread):
         self.connect_timeout_s = 10.0
 
     def run(self) -> None:
+        self._go.wait(self.start_delay_s)
+        if self._cancelled:
+            return
         self._open()
         self.ready.set()
         while True:
@@ -143,6 +153,18 @@ class BackgroundWriter(threading.Thread):
         except Exception as e:  # noqa: BLE001 - degrade: the spool keeps every record
             self.failed = f"database unavailable: {_one_line(e)}"
             return False
+
+    def hurry(self) -> None:
+        """Open the store now rather than after the start delay."""
+        self._go.set()
+
+    def cancel_start(self) -> bool:
+        """Never open the store if the start delay is still running; whether it was."""
+        if self.ready.is_set() or self._go.is_set():
+            return False
+        self._cancelled = True
+        self._go.set()
+        return True
 
     def submit(self, record: dict) -> None:
         """Queue a record for writing, dropping an older one still waiting."""
@@ -225,7 +247,7 @@ class Recorder:
         self.context: dict[str, Any] = {}
         self._git_thread: threading.Thread | None = None
         self.target = _absolute_target(self.settings["database.url"])
-        self.writer = BackgroundWriter(self.target)
+        self.writer = BackgroundWriter(self.target, WRITER_START_DELAY_S)
         self.lineage: Any = None
         self.watch = RunWatch(self)
         self._sampler_thread: threading.Thread | None = None
@@ -431,7 +453,10 @@ class Recorder:
             spooled = self._spool(record)
         written = False
         if self.final_wait_s > FINAL_WRITE_TIMEOUT_S:
+            self.writer.hurry()
             self.writer.ready.wait(self.final_wait_s)
+        else:
+            self.writer.cancel_start()  # a short command: the detached sync writes it
         if self.writer.ready.is_set() and not self.writer.failed:
             self.writer.submit(record)
             written = self.writer.wait_written(record, self.final_wait_s)

@@ -209,7 +209,8 @@ def test_next_run_pushes_the_spool(isolated: Path, db_path: Path) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         ids = {r["run_id"] for r in wait_synced(db_path)}
-        if "r-left" in ids:
+        # the sync pushes one record at a time, the older (r-left) first: wait for both
+        if "r-left" in ids and len(ids) == 2:
             break
         time.sleep(0.2)
     assert "r-left" in ids and len(ids) == 2

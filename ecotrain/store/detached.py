@@ -4,7 +4,7 @@
 
 When 64 runs on a node end together, 64 of these start. They queue on one lock in the
 spool folder (a blocked process costs nothing) and the first pushes every record waiting;
-the others find their run's file gone and exit without importing SQLAlchemy. Checkpoint
+the others find the spool empty and exit without importing SQLAlchemy. Checkpoint
 hashing (``--lineage``), which can take minutes, runs after the lock is released.
 """
 
@@ -16,8 +16,8 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    """Push the spool if ``RUN_ID``'s record is still in it; then resolve pending hashes."""
-    run_id = argv[0]
+    """Push the spool if anything is in it; then resolve pending hashes. ``argv[0]`` is the
+    run that left this sync behind (there to be seen in `ps`)."""
     lineage = "--lineage" in argv
     target = argv[argv.index("--db") + 1] if "--db" in argv else None
     from ecotrain.store import spool
@@ -26,7 +26,9 @@ def main(argv: list[str]) -> int:
     fd = os.open(directory / ".sync.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        if spool.spool_path(run_id, directory).exists():
+        # Anything pending, not only this run's record: the wrapper's writer may have pushed
+        # this run's record and been cut off (the wrapper exits at once) before the rest.
+        if spool.pending(directory):
             from ecotrain.store.db import sync_all
 
             sync_all(directory, default_target=target, lineage=False)
