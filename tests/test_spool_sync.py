@@ -215,3 +215,28 @@ def test_next_run_pushes_the_spool(isolated: Path, db_path: Path) -> None:
         time.sleep(0.2)
     assert "r-left" in ids and len(ids) == 2
     assert not spool.spool_path("r-left").exists()
+
+
+def test_writer_waits_its_start_delay_and_a_cancelled_one_never_opens(tmp_path: Path) -> None:
+    from ecotrain.monitor import BackgroundWriter
+
+    url = str(tmp_path / "w.db")
+    cancelled = BackgroundWriter(url, start_delay_s=30.0)
+    cancelled.start()
+    assert cancelled.cancel_start()
+    cancelled.join(2.0)
+    assert not cancelled.is_alive() and not cancelled.ready.is_set()
+    assert cancelled.store is None and not (tmp_path / "w.db").exists()
+
+    hurried = BackgroundWriter(url, start_delay_s=30.0)
+    hurried.start()
+    time.sleep(0.2)
+    assert not hurried.ready.is_set()  # still in its delay
+    hurried.hurry()
+    assert hurried.ready.wait(20.0) and hurried.store is not None
+    assert not hurried.cancel_start()  # too late: already open
+    record = make_record("w-1", status="finished")
+    hurried.submit(record)
+    assert hurried.wait_written(record, 20.0)
+    with Store(url).engine.connect() as conn:
+        assert conn.execute(text("SELECT run_id FROM runs")).scalars().all() == ["w-1"]
