@@ -235,6 +235,7 @@ class Recorder:
         self.run_id = uuid.uuid4().hex
         self.notes: list[str] = []
         self.timeline = Timeline()
+        self._last_t_s = -1.0
         self.sensors: list[Any] = []
         self.unavailable: list[str] = []
         self._stop = threading.Event()
@@ -309,9 +310,12 @@ class Recorder:
                 self._heartbeat()
 
     def _tick(self) -> None:
-        now = time.monotonic()
         power = {"gpu": 0.0, "cpu": 0.0, "ram": 0.0}
+        # The clock is read under the lock: the final tick of stop() can overlap the
+        # sampler's last one when the join times out on a loaded node, and the timeline must
+        # stay strictly increasing (two ticks in one millisecond made a duplicate point).
         with self._lock:
+            now = time.monotonic()
             for sensor in self.sensors:
                 try:
                     reading = sensor.sample(now)
@@ -320,7 +324,10 @@ class Recorder:
                     note = f"{sensor.name}: {_one_line(e)}"
                     if note not in sensor.notes:
                         sensor.notes.append(note)
-            self.timeline.add([round(now - self.t0, 3), power["gpu"], power["cpu"], power["ram"]])
+            t_s = round(now - self.t0, 3)
+            if t_s > self._last_t_s:
+                self._last_t_s = t_s
+                self.timeline.add([t_s, power["gpu"], power["cpu"], power["ram"]])
 
     def energy_j(self) -> float:
         """IT energy so far, all sensors (cheap: no accounting)."""
