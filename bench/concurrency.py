@@ -68,23 +68,9 @@ def sqlite_runs(n: int) -> dict:
         codes = [p.wait() for p in procs]
         t_exit = time.monotonic() - t0
         spool = Path(tmp) / "data" / "spool"
-        rows: list = []
-        while time.monotonic() - t0 < 600:
-            try:  # the file and its tables may not exist yet (see the CI test)
-                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-                    rows = conn.execute(
-                        "SELECT json_extract(tags,'$.i'), status, exit_code FROM runs"
-                    ).fetchall()
-            except sqlite3.OperationalError:
-                time.sleep(0.2)
-                continue
-            if (
-                len(rows) >= n
-                and all(r[1] != "running" for r in rows)
-                and not list(spool.glob("*.json"))
-            ):
-                break
-            time.sleep(0.2)
+        from store_helpers import wait_for_tagged_runs
+
+        rows = wait_for_tagged_runs(db, spool, n, timeout_s=600)
         t_all = time.monotonic() - t0
         with sqlite3.connect(db) as conn:
             integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 
 def make_record(
@@ -49,3 +50,31 @@ def make_record(
         },
         "samples": [[float(i), 200.0 + i, 50.0, 5.0] for i in range(samples)],
     }
+
+
+def wait_for_tagged_runs(db: Path, spool: Path, n: int, timeout_s: float) -> list[tuple]:
+    """(tags.i, status, exit_code) of every run in the SQLite file at ``db``, once ``n`` runs
+    are there, none still running, and the spool is empty — or whatever is there at timeout.
+
+    The file and its tables may not exist yet: on a loaded machine every wrapper can end
+    before its writer is ready, leaving all finals to detached syncs. Opened read-only, so
+    polling never creates an empty database.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    rows: list[tuple] = []
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                rows = conn.execute(
+                    "SELECT json_extract(tags, '$.i'), status, exit_code FROM runs"
+                ).fetchall()
+        except sqlite3.OperationalError:
+            rows = []
+        done = len(rows) >= n and all(r[1] != "running" for r in rows)
+        if done and not list(spool.glob("*.json")):
+            break
+        time.sleep(0.2)
+    return rows

@@ -11,12 +11,11 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from conftest import ECOTRAIN
 from sqlalchemy import create_engine, text
-from store_helpers import make_record
+from store_helpers import make_record, wait_for_tagged_runs
 
 from ecotrain.store.db import Store
 
@@ -46,23 +45,7 @@ def test_64_concurrent_runs_into_one_sqlite_file(isolated: Path, db_path: Path) 
 
     # Finals not written within the wrapper's 50 ms go through detached syncs: wait for them.
     spool = isolated / "home" / "data" / "spool"
-    deadline = time.monotonic() + 60
-    rows: list = []
-    while time.monotonic() < deadline:
-        # The file and its tables may not exist yet: on a loaded 2-core machine every wrapper
-        # can end before its background writer is ready, leaving all 64 finals to the syncs.
-        try:
-            with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-                rows = conn.execute(
-                    "SELECT json_extract(tags, '$.i'), status, exit_code FROM runs"
-                ).fetchall()
-        except sqlite3.OperationalError:
-            time.sleep(0.3)
-            continue
-        done = len(rows) == N_RUNS and all(r[1] != "running" for r in rows)
-        if done and not list(spool.glob("*.json")):
-            break
-        time.sleep(0.3)
+    rows = wait_for_tagged_runs(db_path, spool, N_RUNS, timeout_s=60)
     by_i = {int(i): (status, code) for i, status, code in rows}
     assert len(rows) == N_RUNS and sorted(by_i) == list(range(N_RUNS))
     for i in range(N_RUNS):
