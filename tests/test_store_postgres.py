@@ -92,6 +92,23 @@ def test_newer_state_wins_and_replays_are_idempotent(backend: str, request) -> N
     store.engine.dispose()
 
 
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_a_final_state_wins_over_running_whatever_the_timestamps(backend: str, request) -> None:
+    """A heartbeat built a moment after the final record (the sampler's last beat racing the
+    end of the run) must neither block the final record nor replace it."""
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    store = Store(url)
+    store.write_record(make_record("r1", beat=6))  # the racing heartbeat, stamped later
+    store.write_record(make_record("r1", beat=5, status="failed"))
+    store.write_record(make_record("r1", beat=7))  # and one replayed after it
+    store.write_record(make_record("r2", beat=5, status="finished"))
+    store.write_record(make_record("r2", beat=4, status="killed"))  # two finals: newer wins
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT run_id, status, cpu_energy_j FROM runs ORDER BY 1")).all()
+    assert rows == [("r1", "failed", 500.0), ("r2", "finished", 500.0)]
+    store.engine.dispose()
+
+
 def _make_v1(url: str) -> None:
     """A database as ecotrain 0.1 left it: schema version 1, no progress/prediction."""
     eng = create_engine(url)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -51,6 +51,19 @@ def upsert(
         # psycopg reports rowcount -1 for INSERT .. ON CONFLICT: count the rows returned.
         return len(conn.execute(stmt.returning(table.c[keys[0]])).all())
     return conn.execute(stmt).rowcount
+
+
+def _later_state(new):  # noqa: ANN001, ANN202 - SQL expressions over the stored and new row
+    """Whether the incoming state of a run (``new``) is later than the stored one."""
+    stored_final, new_final = runs.c.ended_at.isnot(None), new.ended_at.isnot(None)
+    later = func.coalesce(runs.c.heartbeat_at, runs.c.started_at) <= func.coalesce(
+        new.heartbeat_at, new.started_at
+    )
+    return or_(
+        and_(new_final, ~stored_final),
+        and_(new_final, stored_final, later),
+        and_(~new_final, ~stored_final, later),
+    )
 
 
 def _clean(row: dict, allowed: frozenset[str]) -> dict:
@@ -113,17 +126,10 @@ class Store:
         run_id = run["run_id"]
         with self.engine.begin() as conn:
             # A run's states arrive out of order (heartbeats, spool replays, a detached sync):
-            # only a state at least as recent as the stored one replaces it.
-            newer = upsert(
-                conn,
-                runs,
-                run,
-                ["run_id"],
-                where=lambda new: (
-                    func.coalesce(runs.c.heartbeat_at, runs.c.started_at)
-                    <= func.coalesce(new.heartbeat_at, new.started_at)
-                ),
-            )
+            # only a later state replaces the stored one. A final state is later than any
+            # running one whatever its timestamp: the sampler's last heartbeat can be stamped
+            # a moment after the final record was built, and must not block or undo it.
+            newer = upsert(conn, runs, run, ["run_id"], where=_later_state)
             if not newer:
                 return
             if record.get("samples") is not None:
