@@ -141,11 +141,12 @@ class _Node:
     their totals — summed for runs that produced only this checkpoint, kept per run for
     runs that produced several (so a footprint counts each run once)."""
 
-    producers: list[str]
-    parents: set[str]
-    own: list  # [totals..., gpu_model] of the exclusive producers
-    n_own: int
-    shared: dict[str, tuple]
+    producers: list[str] = field(default_factory=list)
+    parents: set[str] = field(default_factory=set)
+    # [totals..., gpu_model] of the runs that produced only this checkpoint, and their count
+    own: list = field(default_factory=lambda: [None] * (len(_TOTALS) + 1))
+    n_own: int = 0
+    shared: dict[str, tuple] = field(default_factory=dict)
 
 
 class _Lineage:
@@ -192,7 +193,7 @@ class _Lineage:
         return g
 
     def _place(self, ckpt: str, run_id: str, n_outputs: int, inputs, total) -> None:  # noqa: ANN001
-        node = self._nodes.setdefault(ckpt, _Node([], set(), [None] * (len(_TOTALS) + 1), 0, {}))
+        node = self._nodes.setdefault(ckpt, _Node())
         node.producers.append(run_id)
         node.parents.update(inputs)
         if total is None:
@@ -225,7 +226,7 @@ class _Lineage:
             )
         ):
             inputs.setdefault(run_id, []).append(ckpt)
-        self._nodes[checkpoint_id] = _Node([], set(), [None] * (len(_TOTALS) + 1), 0, {})
+        self._nodes[checkpoint_id] = _Node()
         n_outputs = (
             select(func.count())
             .where(other.c.run_id == runs.c.run_id, other.c.role == "produced")
@@ -252,10 +253,7 @@ class _Lineage:
     def row(self, checkpoint_id: str) -> dict[str, Any] | None:
         """The checkpoint's stored row (name, stated footprint), or None."""
         if checkpoint_id not in self._rows:
-            row = self.conn.execute(
-                select(checkpoints).where(checkpoints.c.checkpoint_id == checkpoint_id)
-            ).first()
-            self._rows[checkpoint_id] = dict(row._mapping) if row else None
+            self.load_rows([checkpoint_id])
         return self._rows[checkpoint_id]
 
 
@@ -496,9 +494,9 @@ def avoided_for_runs(
     )
     with engine.connect() as conn:
         first = conn.execute(
-            select(reuses.c.checkpoint_id, reuses.c.run_id, reuses.c.reuses)
-            .where(reuses.c.rank == 1)
-            .order_by(reuses.c.run_id)
+            select(reuses.c.checkpoint_id, reuses.c.run_id, reuses.c.reuses).where(
+                reuses.c.rank == 1
+            )
         ).all()
         sites: dict[str, dict] = {}
         if first:
