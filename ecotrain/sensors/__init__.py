@@ -17,8 +17,9 @@ twice. The CPU and RAM models share one :class:`ProcessTree`, read once per tick
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,11 @@ def discover(
     sensors: list[Sensor] = []
     reasons: list[str] = []
     covered: set[str] = set()
+    tree = None
+    if child_pid is not None:
+        from ecotrain.sensors.proctree import ProcessTree
+
+        tree = ProcessTree(child_pid)  # one read of /proc/PID/stat; shared by every sensor
 
     replay = env.get("ECOTRAIN_REPLAY")
     if replay:
@@ -60,14 +66,9 @@ def discover(
     elif env.get("ECOTRAIN_NO_GPU", "").lower() in _TRUE:
         reasons.append("gpu: disabled by ECOTRAIN_NO_GPU")
     else:
-        from ecotrain.sensors.nvidia import probe
-
-        try:
-            sensors.append(probe(env))
-        except SensorError as e:
-            reasons.append(f"gpu: {e}")
-        except Exception as e:  # noqa: BLE001 - a broken driver must not stop the run
-            reasons.append(f"gpu: NVML failed: {e}")
+        # The GPU split needs the run's process ids; the tree is the CPU/RAM models' too.
+        pids = None if tree is None else _tree_pids(tree)
+        sensors.extend(_gpus(env, pids, reasons))
 
     if covered >= {"cpu", "ram"}:
         return sensors, reasons
@@ -93,7 +94,6 @@ def discover(
             rapl, rapl_reasons = {}, [f"cpu/ram: {e}"]
     reasons.extend(r for r in rapl_reasons if r.split(":", 1)[0] not in covered)
 
-    tree = None
     for component in ("cpu", "ram"):
         if component in covered:
             continue
@@ -104,14 +104,34 @@ def discover(
             reasons.append(f"{component}: no process to model (no child pid)")
             continue
         try:
-            if tree is None:
-                from ecotrain.sensors.proctree import ProcessTree
-
-                tree = ProcessTree(child_pid)
             sensors.append(_model(component, tree))
         except SensorError as e:
             reasons.append(f"{component}: {e}")
     return sensors, reasons
+
+
+def _tree_pids(tree: Any) -> Callable[[float], list[int]]:
+    def pids(now: float) -> list[int]:
+        tree.update(now)  # free when the CPU/RAM model already read it this tick
+        return tree.live_pids
+
+    return pids
+
+
+def _gpus(
+    env: Mapping[str, str], pids: Callable[[float], list[int]] | None, reasons: list[str]
+) -> list[Sensor]:
+    """NVIDIA (NVML) and AMD (amdsmi) GPUs; each vendor's absence is one reason line."""
+    found: list[Sensor] = []
+    for vendor, module in (("NVML", "nvidia"), ("amdsmi", "amd")):
+        try:
+            probe = importlib.import_module(f"ecotrain.sensors.{module}").probe
+            found.append(probe(env, pids=pids))
+        except SensorError as e:
+            reasons.append(f"gpu: {e}")
+        except Exception as e:  # noqa: BLE001 - a broken driver must not stop the run
+            reasons.append(f"gpu: {vendor} failed: {e}")
+    return found
 
 
 def _model(component: str, tree: Any) -> Sensor:

@@ -132,6 +132,20 @@ def resolve_tdp(
     return tdp, f"fallback 4 W x {n_logical} threads (codecarbon's default; {why})"
 
 
+def logical_cpu_count(host: int | None = None, root: Path = Path("/")) -> tuple[int, str]:
+    """CPUs this run may use, and why: the container's cgroup quota or CPU set if smaller
+    than the host's ``host`` threads (see :mod:`ecotrain.sensors.cgroups`)."""
+    from ecotrain.sensors.cgroups import usable_cpus
+
+    try:
+        n, source = usable_cpus(root)
+    except Exception as e:  # noqa: BLE001 - an odd cgroup tree must not stop the model
+        return host or os.cpu_count() or 1, f"os.cpu_count() (cgroup unreadable: {e})"
+    if host is not None and n > host:
+        return host, f"given: {host}"
+    return n, source
+
+
 class CPUModelSensor(Sensor):
     """Modelled CPU energy of one process tree (component "cpu", method "modelled")."""
 
@@ -146,10 +160,18 @@ class CPUModelSensor(Sensor):
         n_logical: int | None = None,
         cpu_model: str | None = None,
         tdp_source: str | None = None,
+        usable: tuple[int, str] | None = None,
     ) -> None:
         super().__init__()
         self.tree = tree
         self.n_logical = n_logical or os.cpu_count() or 1
+        # CPUs the run may use (container quota, cpuset): the CPU model's logical count
+        # for utilisation and its power ceiling. Energy per CPU-second stays TDP over the
+        # host's threads, since the TDP is the whole socket's: a 2-CPU quota on a 64-thread
+        # 280 W host makes 2 busy CPUs 8.75 W, not 280 W.
+        if usable is None:
+            usable = (n_logical, "given") if n_logical else logical_cpu_count(self.n_logical)
+        self.usable_cpus, self.usable_source = usable
         self.cpu_model = cpu_model or cpu_brand()
         if tdp_w is None:
             tdp_w, tdp_source = resolve_tdp(self.cpu_model, self.n_logical)
@@ -186,8 +208,9 @@ class CPUModelSensor(Sensor):
         last_now, last_cpu = self._last  # type: ignore[misc]
         util = None
         if now > last_now:
-            util = min(1.0, (cpu_s - last_cpu) / (now - last_now) / self.n_logical)
-            self.last_power_w = self.tdp_w * util
+            busy = min(float(self.usable_cpus), (cpu_s - last_cpu) / (now - last_now))
+            util = busy / self.usable_cpus
+            self.last_power_w = self.tdp_w * busy / self.n_logical
         self._last = (now, cpu_s)
         self.cpu_seconds = cpu_s
         self.energy_j = self.tdp_w * cpu_s / self.n_logical
@@ -209,13 +232,15 @@ class CPUModelSensor(Sensor):
             "cpu_model": self.cpu_model,
             "tdp_w": self.tdp_w,
             "tdp_source": self.tdp_source,
-            "cpu_count": self.n_logical,
+            "cpu_count": self.usable_cpus,
+            "cpu_count_source": self.usable_source,
+            "host_cpu_count": self.n_logical,
             "cpu_seconds": round(self.cpu_seconds, 3),
-            "model": "P = TDP x tree CPU time / (wall time x logical CPUs)",
+            "model": "P = TDP x tree CPU time / (wall time x host logical CPUs)",
         }
         if self._final_wall:
             hw["mean_utilisation"] = round(
-                100 * self.cpu_seconds / (self._final_wall * self.n_logical), 2
+                100 * self.cpu_seconds / (self._final_wall * self.usable_cpus), 2
             )
         return hw
 

@@ -24,12 +24,15 @@ Locks for a per-node "measuring" role are the caller's: it passes the devices to
 from __future__ import annotations
 
 import ctypes
+import os
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecotrain.sensors.base import Reading, Sensor, SensorError
+from ecotrain.sensors.base import Reading, Sensor, SensorError, SensorSummary
+from ecotrain.sensors.gpushare import ProcessUse, ShareLedger, Unit
 
 
 class GPUError(Exception):
@@ -47,10 +50,15 @@ class GPUNotSupported(GPUError):
 # NVML return codes (nvml.h); names kept so the fake module and pynvml agree.
 _NOT_SUPPORTED = {3, 13}  # NOT_SUPPORTED, FUNCTION_NOT_FOUND
 _LOST = {6, 15, 16, 28, 999}  # NOT_FOUND, GPU_IS_LOST, RESET_REQUIRED, GPU_NOT_FOUND, UNKNOWN
+_NOT_FOUND = 6
 
 
-def _nvml_call(nvml: Any, fn: str, *args: Any) -> Any:
-    """Call ``nvml.<fn>(*args)``, translating NVML errors; the only place that sees them."""
+def _nvml_call(nvml: Any, fn: str, *args: Any, empty_if_not_found: bool = False) -> Any:
+    """Call ``nvml.<fn>(*args)``, translating NVML errors; the only place that sees them.
+
+    ``empty_if_not_found``: NOT_FOUND means "no data" for this query (process utilisation
+    samples), not a lost GPU; return None for it.
+    """
     try:
         func = getattr(nvml, fn)
     except AttributeError:
@@ -59,6 +67,8 @@ def _nvml_call(nvml: Any, fn: str, *args: Any) -> Any:
         return func(*args)
     except nvml.NVMLError as e:
         code = getattr(e, "value", None)
+        if empty_if_not_found and code == _NOT_FOUND:
+            return None
         text = f"{fn}: {e} (NVML {code})"
         if code in _NOT_SUPPORTED:
             raise GPUNotSupported(text) from None
@@ -81,6 +91,13 @@ class SelectedDevice:
     uuid: str
     name: str
     mig: list[str] = field(default_factory=list)  # MIG slices visible on it, if chosen by MIG
+    # (full MIG UUID, MIG device handle) of the chosen slices; a slice whose handle could
+    # not be found (old-style entry on a driver without the ids) is charged as its parent
+    mig_slices: list[tuple[str, Any]] = field(default_factory=list)
+
+    def lock_keys(self) -> list[str]:
+        """What one measurer claims: the slices when chosen by MIG, else the whole GPU."""
+        return [u for u, _h in self.mig_slices] or [self.uuid]
 
 
 def _all_devices(nvml: Any) -> list[SelectedDevice]:
@@ -96,19 +113,77 @@ def _all_devices(nvml: Any) -> list[SelectedDevice]:
     return devices
 
 
-def _mig_uuids(nvml: Any, dev: SelectedDevice) -> list[str]:
+def mig_slices(nvml: Any, handle: Any) -> list[tuple[str, Any]]:
+    """(MIG UUID, MIG device handle) of each populated slice of a GPU; [] if none or no MIG."""
     try:
-        count = _nvml_call(nvml, "nvmlDeviceGetMaxMigDeviceCount", dev.handle)
+        count = _nvml_call(nvml, "nvmlDeviceGetMaxMigDeviceCount", handle)
     except GPUError:
         return []
     out = []
     for j in range(count):
         try:
-            mig = _nvml_call(nvml, "nvmlDeviceGetMigDeviceHandleByIndex", dev.handle, j)
-            out.append(_text(_nvml_call(nvml, "nvmlDeviceGetUUID", mig)))
+            mig = _nvml_call(nvml, "nvmlDeviceGetMigDeviceHandleByIndex", handle, j)
+            out.append((_text(_nvml_call(nvml, "nvmlDeviceGetUUID", mig)), mig))
         except GPUError:
             continue  # unpopulated slot
     return out
+
+
+def mig_mode(nvml: Any, handle: Any) -> bool | None:
+    """Whether MIG is enabled on a GPU now; None when the GPU cannot say (no MIG support)."""
+    try:
+        current = _nvml_call(nvml, "nvmlDeviceGetMigMode", handle)
+    except GPUError:
+        return None
+    if isinstance(current, list | tuple):
+        current = current[0]
+    return bool(current)
+
+
+_MIG_PROFILE = re.compile(r"(?:(\d+)c\.)?(\d+)g\.\d+gb", re.IGNORECASE)
+
+
+def mig_fraction(nvml: Any, parent: Any, mig: Any) -> tuple[float, str] | None:
+    """A slice's compute-slice fraction of its parent GPU, and how it was read.
+
+    ``nvmlDeviceGetAttributes(mig).computeInstanceSliceCount`` over the parent's slice
+    count (``nvmlDeviceGetMaxMigDeviceCount``: 7 on A100/H100, 4 on A30); else the profile
+    in the slice's name ("MIG 1g.10gb", "MIG 1c.3g.40gb"). None if neither is known.
+    """
+    try:
+        total = int(_nvml_call(nvml, "nvmlDeviceGetMaxMigDeviceCount", parent))
+    except GPUError:
+        return None
+    if total <= 0:
+        return None
+    slices = None
+    try:
+        attrs = _nvml_call(nvml, "nvmlDeviceGetAttributes", mig)
+        slices = int(attrs.computeInstanceSliceCount)
+    except (GPUError, AttributeError, TypeError, ValueError):
+        try:
+            match = _MIG_PROFILE.search(_text(_nvml_call(nvml, "nvmlDeviceGetName", mig)))
+        except GPUError:
+            match = None
+        if match:
+            slices = int(match.group(1) or match.group(2))
+    if not slices or slices > total:
+        return None
+    return slices / total, f"{slices}/{total} compute slices"
+
+
+def _old_style_slice(nvml: Any, uuid: str, handle: Any, ids: str) -> tuple[str, Any] | None:
+    """The slice named by a pre-R470 "<gi>/<ci>" suffix, if the driver reports its ids."""
+    try:
+        gi, ci = (int(x) for x in ids.split("/"))
+        if (
+            _nvml_call(nvml, "nvmlDeviceGetGpuInstanceId", handle) == gi
+            and _nvml_call(nvml, "nvmlDeviceGetComputeInstanceId", handle) == ci
+        ):
+            return uuid, handle
+    except (GPUError, ValueError):
+        pass
+    return None
 
 
 def _strtoul(s: str) -> int:
@@ -173,7 +248,7 @@ def select_devices(
         return []  # "", "-1", "NoDevFiles" or garbage first: CUDA sees no device
     chosen: list[SelectedDevice] = []
     seen: set[str] = set()
-    mig_map: dict[str, SelectedDevice] | None = None
+    mig_map: dict[str, tuple[SelectedDevice, Any]] | None = None
     for raw in cvd.split(","):
         entry = raw.strip()
         if entry in seen:
@@ -182,24 +257,32 @@ def select_devices(
         seen.add(entry)
         if entry.startswith("MIG-"):
             if mig_map is None:
-                mig_map = {u: d for d in devices for u in _mig_uuids(nvml, d)}
-            key = entry
+                mig_map = {u: (d, h) for d in devices for u, h in mig_slices(nvml, d.handle)}
             if entry.startswith("MIG-GPU-"):  # pre-R470 form MIG-GPU-<uuid>/<gi>/<ci>
-                parent = entry[4:].split("/", 1)[0]
-                hits = [d for d in devices if d.uuid == parent]
+                parent, _, ids = entry[4:].partition("/")
+                hits = [
+                    (d, _old_style_slice(nvml, u, h, ids))
+                    for u, (d, h) in mig_map.items()
+                    if d.uuid == parent
+                ]
+                hits = [(d, s) for d, s in hits if s is not None] or [
+                    (d, None) for d in devices if d.uuid == parent
+                ]
             else:
-                hits = [d for u, d in mig_map.items() if u.startswith(key)]
+                hits = [(d, (u, h)) for u, (d, h) in mig_map.items() if u.startswith(entry)]
             if len(hits) != 1:
                 notes.append(f"CUDA_VISIBLE_DEVICES entry {entry!r} matches no single MIG slice")
                 break
-            dev = hits[0]
+            dev, slice_ = hits[0]
             notes.append(
-                f"{entry} is a MIG slice of {dev.uuid}: NVML meters the whole GPU, so the "
-                "energy is the parent GPU's"
+                f"{entry} is a MIG slice of {dev.uuid}: NVML meters the parent GPU; the run "
+                "is charged the slice's compute fraction of it"
             )
             if dev not in chosen:
                 chosen.append(dev)
             dev.mig.append(entry)
+            if slice_ is not None:
+                dev.mig_slices.append(slice_)
             continue
         if entry.startswith("GPU-"):
             hits = [d for d in devices if d.uuid.startswith(entry)]
@@ -222,35 +305,66 @@ def select_devices(
     return chosen
 
 
+class _UnitHandle:
+    """How one run lists the processes of one device or MIG slice (see gpushare.Unit)."""
+
+    def __init__(self, unit: Unit, handle: Any, per_process_util: bool) -> None:
+        self.unit = unit
+        self.handle = handle
+        self.per_process_util = per_process_util  # not on MIG slices (NVML does not)
+        self.last_ts = 0  # last process utilisation sample seen (NVML's µs timestamps)
+
+
 class _Meter:
-    """Energy of one device."""
+    """Energy of one device, and the run's share of it."""
 
     def __init__(self, dev: SelectedDevice) -> None:
         self.dev = dev
         self.method = "none"
         self.counter0: float | None = None  # mJ
-        self.energy_j = 0.0
+        self.energy_j = 0.0  # the device's energy since start
+        self.charged_j = 0.0  # the run's share of it
         self.power_w = 0.0
+        self.charged_power_w = 0.0
         self.max_power_w = 0.0
         self.util_sum = 0.0
         self.util_n = 0
         self.lost = False
         self.last_t: float | None = None
+        self.units: list[_UnitHandle] = []
+        self.ledger = ShareLedger([])
 
 
 class NvidiaGPUSensor(Sensor):
-    """All selected NVIDIA GPUs as one "gpu" sensor (see the module doc for the method)."""
+    """All selected NVIDIA GPUs as one "gpu" sensor (see the module doc for the method).
+
+    ``pids(now)`` gives the run's process ids (its tree) each tick; with it, a GPU other
+    processes use too is split between them (:mod:`ecotrain.sensors.gpushare`). Without
+    it every selected GPU is charged whole, apart from MIG slices' compute fraction.
+    ``in_container``: NVML reports host PIDs, which a container's PID namespace cannot see;
+    when none of the listed PIDs is visible here, the split is impossible and said so.
+    """
 
     component = "gpu"
 
     def __init__(
-        self, devices: list[SelectedDevice], nvml: Any, *, owns_nvml: bool = False
+        self,
+        devices: list[SelectedDevice],
+        nvml: Any,
+        *,
+        owns_nvml: bool = False,
+        pids: Callable[[float], Iterable[int]] | None = None,
+        in_container: bool = False,
+        pid_visible: Callable[[int], bool] | None = None,
     ) -> None:
         super().__init__()
         if not devices:
             raise SensorError("no NVIDIA GPU selected")
         self.nvml = nvml
         self.owns_nvml = owns_nvml
+        self.pids = pids
+        self.in_container = in_container
+        self.pid_visible = pid_visible or (lambda pid: os.path.exists(f"/proc/{pid}"))
         self.lock_fds: list[int] = []  # per-node measurer locks (ecotrain.sensors.gpulock)
         self.meters = [_Meter(d) for d in devices]
         self.method = "none"
@@ -264,7 +378,7 @@ class NvidiaGPUSensor(Sensor):
     # -- the sampling loop --------------------------------------------------------------
 
     def start(self, now: float) -> None:
-        """Pick each device's method (counter, else power) and read its baseline."""
+        """Pick each device's method (counter, else power), its share units; read baselines."""
         self._t0 = self._t_last = now
         for m in self.meters:
             label = f"GPU {m.dev.index} ({m.dev.uuid})"
@@ -285,12 +399,40 @@ class NvidiaGPUSensor(Sensor):
                 except GPUError as e:
                     self._note(f"{label}: neither energy counter nor power reading ({e})")
             m.last_t = now
+            self._setup_units(m)
         self.method = _combine([m.method for m in self.meters])
+
+    def _setup_units(self, m: _Meter) -> None:
+        """What the run's share of ``m`` is split over: the GPU, or its MIG slices."""
+        slices = m.dev.mig_slices
+        if not slices and not m.dev.mig and mig_mode(self.nvml, m.dev.handle):
+            # MIG on, parent chosen (CVD unset, or an index): the run's processes can be on
+            # any slice, so each slice is a unit with its own fraction and process list.
+            slices = mig_slices(self.nvml, m.dev.handle)
+        for uuid, handle in slices:
+            found = mig_fraction(self.nvml, m.dev.handle, handle)
+            if found is None:
+                self._note(
+                    f"GPU {m.dev.index}: compute fraction of MIG slice {uuid} unknown; "
+                    "charged the whole parent GPU"
+                )
+                m.units = []
+                break
+            fraction, text = found
+            m.units.append(_UnitHandle(Unit(uuid, fraction, text), handle, False))
+        if not m.units:
+            m.units = [_UnitHandle(Unit(f"GPU {m.dev.index}"), m.dev.handle, True)]
+        m.ledger = ShareLedger([u.unit for u in m.units])
+        if self.pids is not None:
+            for u in m.units:
+                if u.per_process_util:
+                    self._process_util(u)  # baseline: samples from before the run are not ours
 
     def sample(self, now: float) -> Reading:
         """Read every live device; a failing one keeps its last total."""
         if self._t0 is None:
             self.start(now)
+        ours = self._our_pids(now)
         total_power = 0.0
         util_sum = 0.0
         util_n = 0
@@ -298,19 +440,19 @@ class NvidiaGPUSensor(Sensor):
             if m.lost or m.method == "none":
                 continue
             try:
-                self._read(m, now)
+                self._read(m, now, ours)
             except GPULost as e:
                 m.lost = True
                 at = now - self._t0 if self._t0 is not None else 0.0
                 self._note(
                     f"GPU {m.dev.index} ({m.dev.uuid}) lost at {at:.1f} s: {e}; "
-                    f"keeping its {m.energy_j:.0f} J to then"
+                    f"keeping its {m.charged_j:.0f} J to then"
                 )
                 continue
             except GPUError as e:
                 self._note(f"GPU {m.dev.index}: {e}; kept last total")
                 continue
-            total_power += m.power_w
+            total_power += m.charged_power_w
             try:
                 util = _nvml_call(self.nvml, "nvmlDeviceGetUtilizationRates", m.dev.handle).gpu
                 m.util_sum += util
@@ -320,13 +462,14 @@ class NvidiaGPUSensor(Sensor):
             except GPUError:
                 pass  # utilisation is a detail; energy matters
         self._t_last = now
-        self.energy_j = sum(m.energy_j for m in self.meters)
+        self.energy_j = sum(m.charged_j for m in self.meters)
         self.last_power_w = total_power
         self.max_power_w = max(self.max_power_w, total_power)
         return Reading(self.energy_j, total_power, util_sum / util_n if util_n else None)
 
-    def _read(self, m: _Meter, now: float) -> None:
+    def _read(self, m: _Meter, now: float, ours: set[int] | None) -> None:
         dt = now - m.last_t if m.last_t is not None else 0.0
+        before = m.energy_j
         if m.method == "measured":
             counter = _nvml_call(self.nvml, "nvmlDeviceGetTotalEnergyConsumption", m.dev.handle)
             if m.counter0 is None or counter < m.counter0:
@@ -345,6 +488,81 @@ class NvidiaGPUSensor(Sensor):
             m.power_w = power
         m.max_power_w = max(m.max_power_w, m.power_w)
         m.last_t = now
+        if dt <= 0:
+            return
+        shares = [u.unit.share(self._processes(u, ours), ours or set()) for u in m.units]
+        share = m.ledger.add(m.energy_j - before, dt, shares)
+        m.charged_j = m.ledger.charged_j
+        m.charged_power_w = share * m.power_w
+
+    # -- who is on the GPU ----------------------------------------------------------------
+
+    def _our_pids(self, now: float) -> set[int] | None:
+        if self.pids is None:
+            return None
+        try:
+            return set(self.pids(now))
+        except Exception as e:  # noqa: BLE001 - the tree is the CPU model's too; degrade
+            self._note(f"process tree unreadable for the GPU split: {e}")
+            return None
+
+    def _processes(self, u: _UnitHandle, ours: set[int] | None) -> list[ProcessUse] | None:
+        """The processes on a unit now, or None when they cannot be told apart (whole GPU)."""
+        if ours is None or u.unit.whole_reason is not None:
+            return None
+        try:
+            listed = _nvml_call(self.nvml, "nvmlDeviceGetComputeRunningProcesses", u.handle)
+        except GPULost:
+            raise
+        except GPUError as e:
+            return self._whole(u, f"no process list ({e})")
+        procs: dict[int, ProcessUse] = {}
+        for p in listed or []:
+            memory = getattr(p, "usedGpuMemory", None)
+            procs[int(p.pid)] = ProcessUse(int(p.pid), memory=memory)
+        if u.per_process_util:
+            for pid, util in self._process_util(u).items():
+                procs.setdefault(pid, ProcessUse(pid)).sm_util = util
+        if (
+            self.in_container
+            and procs
+            and not (ours & procs.keys())
+            and not any(self.pid_visible(pid) for pid in procs)
+        ):
+            return self._whole(
+                u,
+                "NVML lists host PIDs this container cannot see, so processes can't be told apart",
+            )
+        return list(procs.values())
+
+    def _process_util(self, u: _UnitHandle) -> dict[int, float]:
+        """SM utilisation per pid, summed over the samples since the last call."""
+        try:
+            samples = _nvml_call(
+                self.nvml,
+                "nvmlDeviceGetProcessUtilization",
+                u.handle,
+                u.last_ts,
+                empty_if_not_found=True,
+            )
+        except GPULost:
+            raise
+        except GPUError as e:
+            u.per_process_util = False
+            self._note(f"{u.unit.label}: no per-process utilisation ({e}); split by memory")
+            return {}
+        out: dict[int, float] = {}
+        for s in samples or []:
+            if s.timeStamp <= u.last_ts:
+                continue
+            out[int(s.pid)] = out.get(int(s.pid), 0.0) + float(s.smUtil)
+        u.last_ts = max([u.last_ts, *(s.timeStamp for s in samples or [])])
+        return out
+
+    def _whole(self, u: _UnitHandle, why: str) -> None:
+        u.unit.whole_reason = why
+        self._note(f"{u.unit.label}: {why}; charged whole")
+        return None
 
     # -- the record ----------------------------------------------------------------------
 
@@ -358,25 +576,28 @@ class NvidiaGPUSensor(Sensor):
                 "uuid": m.dev.uuid,
                 "model": m.dev.name,
                 "method": m.method,
-                "energy_j": round(m.energy_j, 3),
+                "energy_j": round(m.charged_j, 3),
             }
             if m.dev.mig:
                 d["mig"] = list(m.dev.mig)
             if wall > 0:
-                d["mean_power_w"] = round(m.energy_j / wall, 2)
+                d["mean_power_w"] = round(m.charged_j / wall, 2)
                 d["max_power_w"] = round(m.max_power_w, 2)
             if m.util_n:
                 d["mean_utilisation"] = round(m.util_sum / m.util_n, 2)
             if m.lost:
                 d["lost"] = True
+            if m.ledger.method_s:
+                d.update(m.ledger.detail())
             per_device.append(d)
         models = sorted({m.dev.name for m in self.meters})
         hw: dict = {
             "model": models[0] if len(models) == 1 else ", ".join(models),
             "count": len(self.meters),
-            "gpu_hours": len(self.meters) * wall / 3600,
+            "gpu_hours": sum(_device_hours(m, wall) for m in self.meters),
             "uuids": [m.dev.uuid for m in self.meters],
             "method_rule": "measured if every device has an energy counter, else integrated",
+            "share_rule": SHARE_RULE,
             "devices": per_device,
         }
         if wall > 0:
@@ -386,6 +607,15 @@ class NvidiaGPUSensor(Sensor):
         if utils:
             hw["mean_utilisation"] = round(sum(utils) / len(utils), 2)
         return hw
+
+    def summary(self) -> SensorSummary:
+        """Totals for the record, with one note per GPU that was shared or sliced."""
+        s = super().summary()
+        for m in self.meters:
+            note = m.ledger.note(f"GPU {m.dev.index} ({m.dev.uuid})")
+            if note and note not in s.notes:
+                s.notes.append(note)
+        return s
 
     def close(self) -> None:
         """Shut NVML down if this sensor initialised it; give the GPUs' locks back."""
@@ -402,6 +632,20 @@ class NvidiaGPUSensor(Sensor):
     def _note(self, note: str) -> None:
         if note not in self.notes:
             self.notes.append(note)
+
+
+SHARE_RULE = (
+    "a GPU used by other processes is split per tick by SM utilisation samples, else by "
+    "memory, else per process; a MIG slice is charged its compute-slice fraction of the "
+    "parent; idle gaps carry the last split; nothing is charged before the first use"
+)
+
+
+def _device_hours(m: _Meter, wall: float) -> float:
+    """GPU-hours of one device: the run's charged device-seconds when split, else wall time."""
+    if m.ledger.method_s and m.ledger.wall_s > 0:
+        return m.ledger.charged_s / 3600 + max(0.0, wall - m.ledger.wall_s) / 3600
+    return wall / 3600
 
 
 def _power_w(nvml: Any, handle: Any) -> float:
@@ -427,8 +671,18 @@ def _nvml_library_present() -> bool:
     return True
 
 
-def probe(env: Mapping[str, str], nvml: Any = None) -> NvidiaGPUSensor:
-    """Initialise NVML and return a sensor for the visible GPUs, or raise SensorError(why)."""
+def probe(
+    env: Mapping[str, str],
+    nvml: Any = None,
+    *,
+    pids: Callable[[float], Iterable[int]] | None = None,
+    in_container: bool | None = None,
+) -> NvidiaGPUSensor:
+    """Initialise NVML and return a sensor for the visible GPUs, or raise SensorError(why).
+
+    ``pids``: the run's process ids at a tick, for the split of shared GPUs (see
+    :class:`NvidiaGPUSensor`). ``in_container`` defaults to what :mod:`cgroups` detects.
+    """
     if nvml is None:
         if not _nvml_library_present():
             raise SensorError("no NVIDIA driver: libnvidia-ml.so.1 not found")
@@ -455,16 +709,34 @@ def probe(env: Mapping[str, str], nvml: Any = None) -> NvidiaGPUSensor:
         raise SensorError(f"no GPU visible ({why})")
     from ecotrain.sensors.gpulock import claim
 
-    won, fds = claim([d.uuid for d in devices], env)
-    others = [d.uuid for d in devices if d.uuid not in won]
-    if not won:
+    # One measurer per GPU (or per MIG slice: two runs on two slices of one GPU each
+    # measure the parent and are charged their own slice's fraction).
+    keys = [k for d in devices for k in d.lock_keys()]
+    won, fds = claim(keys, env)
+    kept = [d for d in devices if all(k in won for k in d.lock_keys())]
+    others = [k for k in keys if k not in won]
+    for d in devices:
+        if d not in kept and any(k in won for k in d.lock_keys()):
+            # partly won (some of its slices): keep what was won, drop the rest
+            d.mig_slices = [(u, h) for u, h in d.mig_slices if u in won]
+            kept.append(d)
+    if not kept:
+        from ecotrain.sensors.gpulock import release
+
+        release(fds)
         _nvml_call(nvml, "nvmlShutdown")
         raise SensorError(
             f"GPU(s) {', '.join(others)} measured by another ecotrain process on this node "
             "(one measurer per GPU per node; see that run's record)"
         )
-    devices = [d for d in devices if d.uuid in won]
-    sensor = NvidiaGPUSensor(devices, nvml, owns_nvml=True)
+    devices = [d for d in devices if d in kept]
+    if in_container is None:
+        from ecotrain.sensors.cgroups import in_container as detect
+
+        in_container = detect() is not None
+    sensor = NvidiaGPUSensor(
+        devices, nvml, owns_nvml=True, pids=pids, in_container=bool(in_container)
+    )
     sensor.lock_fds = fds
     sensor.notes.extend(notes)
     if others:
