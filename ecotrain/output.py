@@ -190,10 +190,29 @@ def print_doctor(report: dict, as_json: bool = False) -> None:
         console.print("[bold]Not available[/bold]")
         for reason in report["unavailable"]:
             console.print(f"  {reason}", markup=False)
+    _print_gpus_and_container(report)
     console.print("[bold]Accounting[/bold]")
     for key, value in report["accounting"].items():
         console.print(f"  {key:<18} {value}", markup=False)
     console.print(f"[bold]Database[/bold]  {report['database']}")
+
+
+def _print_gpus_and_container(report: dict) -> None:
+    """`ecotrain doctor`: each GPU with what can and cannot be read; the container's effect."""
+    if report.get("gpus"):
+        console.print("[bold]GPUs[/bold]")
+        for gpu in report["gpus"]:
+            head = f"{gpu.get('vendor')} {gpu.get('index', '')} {gpu.get('name', '')}"
+            console.print(f"  {head.strip()}  {gpu.get('uuid', '')}", markup=False)
+            for key, value in gpu.items():
+                if key not in ("vendor", "index", "name", "uuid"):
+                    console.print(f"    {key:<24} {value}", markup=False)
+    container = report.get("container")
+    if container:
+        console.print("[bold]Container[/bold]")
+        for key, value in container.items():
+            for i, line in enumerate(value if isinstance(value, list) else [value]):
+                console.print(f"  {key if i == 0 else '':<18} {line}", markup=False)
 
 
 def print_status(rows: list[dict], as_json: bool = False) -> None:

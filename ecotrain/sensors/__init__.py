@@ -3,13 +3,14 @@
 Order of preference per component:
 
 - gpu: replayed traces if ``ECOTRAIN_REPLAY`` is set (NVML is then not touched), else NVML
-  (skipped with ``ECOTRAIN_NO_GPU=1``).
+  and amdsmi (skipped with ``ECOTRAIN_NO_GPU=1``). Both get the child's tree, to charge a
+  GPU other processes share by the run's share (see gpushare.py).
 - cpu: RAPL package counters, else the TDP x utilisation model of the child's tree.
 - ram: RAPL dram counters, else the W/GB x RSS model of the child's tree.
 
 RAPL is not used when several ranks of a job share the node (torchrun's LOCAL_WORLD_SIZE,
-srun's SLURM_STEP_TASKS_PER_NODE): it counts the whole socket, so each rank would record all
-of it; each rank models its own tree's share instead.
+srun's SLURM_STEP_TASKS_PER_NODE), nor in a container limited to part of the host's CPUs:
+it counts the whole socket, so each would record all of it; the tree's share is modelled.
 
 A replay trace for cpu or ram replaces that component's sensor too, so nothing is counted
 twice. The CPU and RAM models share one :class:`ProcessTree`, read once per tick.
@@ -87,6 +88,8 @@ def discover(
                 "counts the whole socket; each rank models its own process tree"
             ],
         )
+    elif (boxed := _container_slice(config)) is not None:
+        rapl, rapl_reasons = {}, [boxed]
     else:
         try:
             rapl, rapl_reasons = rapl_sensors(root)
@@ -132,6 +135,33 @@ def _gpus(
         except Exception as e:  # noqa: BLE001 - a broken driver must not stop the run
             reasons.append(f"gpu: {vendor} failed: {e}")
     return found
+
+
+def _container_slice(config: Any) -> str | None:
+    """Why RAPL is not used in a container limited to part of the host, else None.
+
+    RAPL counts the whole host socket, whatever other containers run on it; a container
+    whose quota or CPU set is smaller than the host is not alone there, so its tree is
+    modelled instead. A configured ``powercap_root`` (tests, odd mounts) is taken as is.
+    """
+    if _setting(config, "powercap_root"):
+        return None
+    from ecotrain.sensors.cgroups import in_container, usable_cpus
+
+    try:
+        why = in_container()
+        if why is None:
+            return None
+        n, source = usable_cpus()
+    except Exception:  # noqa: BLE001 - an odd /proc must not cost the run its RAPL
+        return None
+    host = os.cpu_count() or 1
+    if n >= host:
+        return None
+    return (
+        f"cpu/ram: RAPL not used: in a container ({why}) that may use {n} of the host's "
+        f"{host} CPUs ({source}), and RAPL counts the whole socket; the tree is modelled"
+    )
 
 
 def _model(component: str, tree: Any) -> Sensor:

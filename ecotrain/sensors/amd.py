@@ -473,3 +473,54 @@ def probe(
             f"AMD GPU(s) {', '.join(others)} measured by another ecotrain process on this node"
         )
     return sensor
+
+
+def inventory(env: Mapping[str, str], smi: Any = None) -> list[dict]:
+    """Every AMD GPU on the machine and what ecotrain can read on it (`ecotrain doctor`)."""
+    smi = smi if smi is not None else import_amdsmi()
+    init(smi)
+    try:
+        visible = {d.uuid for d in select_devices(env, smi)}
+        out = []
+        for d in _all_devices(smi):
+            h = d.handle
+            try:
+                data = _smi_call(smi, "amdsmi_get_energy_count", h)
+                has = _number(data.get("energy_accumulator", data.get("power"))) is not None
+                counter = "yes (measured)" if has else f"no ({data!r})"
+            except GPUError as e:
+                counter = f"no ({e})"
+            try:
+                info = _smi_call(smi, "amdsmi_get_power_info", h)
+                keys = [
+                    k
+                    for k in ("current_socket_power", "average_socket_power")
+                    if _number(info.get(k)) is not None
+                ]
+                power = f"yes ({', '.join(keys)})" if keys else "no (N/A)"
+            except GPUError as e:
+                power = f"no ({e})"
+            try:
+                procs = _smi_call(smi, "amdsmi_get_gpu_process_list", h)
+                processes = f"yes ({len(procs or [])} running now; split by memory)"
+            except GPUError as e:
+                processes = f"no ({e})"
+            out.append(
+                {
+                    "vendor": "AMD",
+                    "index": d.hip_index,
+                    "name": d.name,
+                    "uuid": d.uuid,
+                    "visible to runs here": "yes" if d.uuid in visible else "no",
+                    "energy counter": counter,
+                    "power": power,
+                    "processes": processes,
+                    "MIG": "n/a (AMD partitions are listed as GPUs)",
+                }
+            )
+        return out
+    finally:
+        try:
+            _smi_call(smi, "amdsmi_shut_down")
+        except GPUError:
+            pass

@@ -744,3 +744,76 @@ def probe(
             f"GPU(s) {', '.join(others)} measured by another ecotrain process on this node"
         )
     return sensor
+
+
+def _can(fn: Callable[[], Any], ok: Callable[[Any], str] = lambda _v: "yes") -> str:
+    """ "yes ..." or "no (why)" for one capability query, for `ecotrain doctor`."""
+    try:
+        return ok(fn())
+    except GPUError as e:
+        return f"no ({e})"
+
+
+def inventory(env: Mapping[str, str], nvml: Any = None) -> list[dict]:
+    """Every NVIDIA GPU on the machine and what ecotrain can read on it (`ecotrain doctor`).
+
+    Raises SensorError when there is no driver. Does not take the measurer locks.
+    """
+    if nvml is None:
+        if not _nvml_library_present():
+            raise SensorError("no NVIDIA driver: libnvidia-ml.so.1 not found")
+        try:
+            import pynvml as nvml
+        except ImportError as e:
+            raise SensorError(f"nvidia-ml-py not installed ({e})") from None
+    try:
+        _nvml_call(nvml, "nvmlInit")
+    except GPUError as e:
+        raise SensorError(f"no NVIDIA driver: {e}") from None
+    try:
+        visible = {d.uuid for d in select_devices(env, nvml)}
+        out = []
+        for d in _all_devices(nvml):
+            h = d.handle
+            mode = mig_mode(nvml, h)
+            if mode is None:
+                mig = "not supported"
+            elif not mode:
+                mig = "off"
+            else:
+                parts = []
+                for uuid, mh in mig_slices(nvml, h):
+                    found = mig_fraction(nvml, h, mh)
+                    parts.append(f"{uuid} ({found[1] if found else 'fraction unknown'})")
+                mig = f"on: {len(parts)} slice(s)" + (f": {', '.join(parts)}" if parts else "")
+            out.append(
+                {
+                    "vendor": "NVIDIA",
+                    "index": d.index,
+                    "name": d.name,
+                    "uuid": d.uuid,
+                    "visible to runs here": "yes" if d.uuid in visible else "no",
+                    "energy counter": _can(
+                        lambda h=h: _nvml_call(nvml, "nvmlDeviceGetTotalEnergyConsumption", h),
+                        lambda _v: "yes (measured)",
+                    ),
+                    "power": _can(lambda h=h: _power_w(nvml, h), lambda w: f"yes ({w:.0f} W now)"),
+                    "processes": _can(
+                        lambda h=h: _nvml_call(nvml, "nvmlDeviceGetComputeRunningProcesses", h),
+                        lambda ps: f"yes ({len(ps or [])} running now)",
+                    ),
+                    "per-process utilisation": _can(
+                        lambda h=h: _nvml_call(
+                            nvml, "nvmlDeviceGetProcessUtilization", h, 0, empty_if_not_found=True
+                        ),
+                        lambda _v: "yes (split by SM utilisation)",
+                    ),
+                    "MIG": mig,
+                }
+            )
+        return out
+    finally:
+        try:
+            _nvml_call(nvml, "nvmlShutdown")
+        except GPUError:
+            pass
