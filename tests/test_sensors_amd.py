@@ -148,3 +148,19 @@ def test_shared_amd_gpu_is_split_by_memory():
     assert theirs.energy_j == pytest.approx(500.0, abs=1e-3)
     d = mine.hardware()["devices"][0]
     assert d["share_method"] == "memory" and d["other_processes"] == 1
+
+
+def test_two_runs_on_one_amd_gpu_each_measure_their_share(tmp_path: Path):
+    clock = FakeClock()
+    procs = {11: 3 * GB, 22: 1 * GB}
+    smi = FakeAMDSMI(clock, [FakeAMDGPU(uid(0), 0, power_w=200.0, processes=lambda t: procs)])
+    env = {"ECOTRAIN_LOCK_DIR": str(tmp_path)}
+    first = probe(env, smi, pids=lambda now: [11])
+    second = probe(env, smi, pids=lambda now: [22])
+    for s in (first, second):
+        s.start(0.0)
+    clock.t = 4.0
+    assert first.sample(4.0).energy_j + second.sample(4.0).energy_j == pytest.approx(800.0)
+    assert second.energy_j == pytest.approx(200.0)
+    first.close()
+    second.close()

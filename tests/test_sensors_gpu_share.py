@@ -8,6 +8,7 @@ import pytest
 from fakes import FakeClock, FakeGPU, FakeNVML
 
 from ecotrain.accounting import account_summaries
+from ecotrain.sensors import SensorError
 from ecotrain.sensors.gpushare import ProcessUse, split
 from ecotrain.sensors.nvidia import NvidiaGPUSensor, probe, select_devices
 
@@ -242,3 +243,23 @@ def test_mig_slice_without_process_list_is_still_its_fraction():
     sensor = NvidiaGPUSensor(select_devices({"CUDA_VISIBLE_DEVICES": MIG_A}, nvml), nvml)
     tick_all([sensor], clock, 7)
     assert sensor.energy_j == pytest.approx(280.0)
+
+
+def test_two_runs_of_one_user_both_measure_a_gpu_that_lists_its_processes(tmp_path: Path):
+    # same lock dir (same user, same node): the GPU lists processes, so both runs measure it
+    # and each is charged its own share; without a process list the lock refuses the second
+    clock, nvml = make(shared_gpu())
+    env = {"ECOTRAIN_LOCK_DIR": str(tmp_path)}
+    alice = probe(env, nvml, pids=pids_of(ALICE))
+    bob = probe(env, nvml, pids=pids_of(BOB))
+    assert any("also measured by another ecotrain run" in n for n in bob.notes)
+    tick_all([alice, bob], clock, 10)
+    assert alice.energy_j + bob.energy_j == pytest.approx(2600.0)
+    assert bob.energy_j == pytest.approx(350.0)
+    alice.close()
+    bob.close()
+    _, plain = make(FakeGPU(A))
+    first = probe(env, plain, pids=pids_of(ALICE))
+    with pytest.raises(SensorError, match="measured by another ecotrain process"):
+        probe(env, plain, pids=pids_of(BOB))
+    first.close()

@@ -458,21 +458,45 @@ def probe(
         raise SensorError(f"no AMD GPU visible ({'; '.join(notes) or 'amdsmi reports none'})")
     from ecotrain.sensors.gpulock import claim
 
+    # As for NVIDIA: a GPU that lists its processes may be measured by several runs, each
+    # charged its own share; the lock guards the others.
     won, fds = claim([d.uuid for d in devices], env)
-    others = [d.uuid for d in devices if d.uuid not in won]
-    if not won:
+    shared = [
+        d.uuid
+        for d in devices
+        if d.uuid not in won and pids is not None and _lists_processes(smi, d)
+    ]
+    others = [d.uuid for d in devices if d.uuid not in won and d.uuid not in shared]
+    keep = [d for d in devices if d.uuid in won or d.uuid in shared]
+    if not keep:
+        from ecotrain.sensors.gpulock import release
+
+        release(fds)
         _smi_call(smi, "amdsmi_shut_down")
         raise SensorError(
             f"AMD GPU(s) {', '.join(others)} measured by another ecotrain process on this node"
         )
-    sensor = AMDGPUSensor([d for d in devices if d.uuid in won], smi, owns_smi=True, pids=pids)
+    sensor = AMDGPUSensor(keep, smi, owns_smi=True, pids=pids)
     sensor.lock_fds = fds
     sensor.notes.extend(notes)
     if others:
         sensor.notes.append(
             f"AMD GPU(s) {', '.join(others)} measured by another ecotrain process on this node"
         )
+    if shared:
+        sensor.notes.append(
+            f"AMD GPU(s) {', '.join(shared)} also measured by another ecotrain run on this "
+            "node; each run is charged its own processes' share"
+        )
     return sensor
+
+
+def _lists_processes(smi: Any, dev: AMDDevice) -> bool:
+    try:
+        _smi_call(smi, "amdsmi_get_gpu_process_list", dev.handle)
+    except GPUError:
+        return False
+    return True
 
 
 def inventory(env: Mapping[str, str], smi: Any = None) -> list[dict]:

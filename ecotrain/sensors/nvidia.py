@@ -711,25 +711,36 @@ def probe(
 
     # One measurer per GPU (or per MIG slice: two runs on two slices of one GPU each
     # measure the parent and are charged their own slice's fraction).
-    keys = [k for d in devices for k in d.lock_keys()]
-    won, fds = claim(keys, env)
-    kept = [d for d in devices if all(k in won for k in d.lock_keys())]
-    others = [k for k in keys if k not in won]
+    # One measurer per GPU (or per MIG slice: two runs on two slices of one GPU each
+    # measure the parent and are charged their own slice's fraction). A GPU that lists its
+    # processes may be measured by several runs at once: each is charged only its own
+    # processes' share, so nothing is counted twice (the lock still guards GPUs that can't).
+    won, fds = claim([k for d in devices for k in d.lock_keys()], env)
+    keep: list[SelectedDevice] = []
+    refused: list[str] = []
+    shared: list[str] = []
     for d in devices:
-        if d not in kept and any(k in won for k in d.lock_keys()):
-            # partly won (some of its slices): keep what was won, drop the rest
-            d.mig_slices = [(u, h) for u, h in d.mig_slices if u in won]
-            kept.append(d)
-    if not kept:
+        lost = [k for k in d.lock_keys() if k not in won]
+        if not lost:
+            keep.append(d)
+        elif pids is not None and _lists_processes(nvml, d):
+            keep.append(d)
+            shared.extend(lost)
+        else:
+            refused.extend(lost)
+            if len(lost) < len(d.lock_keys()):  # some of its slices won: keep those
+                d.mig_slices = [(u, h) for u, h in d.mig_slices if u in won]
+                keep.append(d)
+    if not keep:
         from ecotrain.sensors.gpulock import release
 
         release(fds)
         _nvml_call(nvml, "nvmlShutdown")
         raise SensorError(
-            f"GPU(s) {', '.join(others)} measured by another ecotrain process on this node "
+            f"GPU(s) {', '.join(refused)} measured by another ecotrain process on this node "
             "(one measurer per GPU per node; see that run's record)"
         )
-    devices = [d for d in devices if d in kept]
+    devices = keep
     if in_container is None:
         from ecotrain.sensors.cgroups import in_container as detect
 
@@ -739,11 +750,26 @@ def probe(
     )
     sensor.lock_fds = fds
     sensor.notes.extend(notes)
-    if others:
+    if refused:
         sensor.notes.append(
-            f"GPU(s) {', '.join(others)} measured by another ecotrain process on this node"
+            f"GPU(s) {', '.join(refused)} measured by another ecotrain process on this node"
+        )
+    if shared:
+        sensor.notes.append(
+            f"GPU(s) {', '.join(shared)} also measured by another ecotrain run on this node; "
+            "each run is charged its own processes' share"
         )
     return sensor
+
+
+def _lists_processes(nvml: Any, dev: SelectedDevice) -> bool:
+    """Whether NVML lists the processes on every part of ``dev`` the run would use."""
+    try:
+        for handle in [h for _u, h in dev.mig_slices] or [dev.handle]:
+            _nvml_call(nvml, "nvmlDeviceGetComputeRunningProcesses", handle)
+    except GPUError:
+        return False
+    return True
 
 
 def _can(fn: Callable[[], Any], ok: Callable[[Any], str] = lambda _v: "yes") -> str:
