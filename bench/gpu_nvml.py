@@ -1,6 +1,12 @@
 """NVML's total-energy counter vs integrated power samples, over one window of real GPU work.
 
-    python bench/gpu_nvml.py [--seconds 30] [--index 0] [--interval 0.1]
+    python bench/gpu_nvml.py [--seconds 30] [--index 0] [--interval 0.1] [--share]
+
+--share starts a second process running the same kind of work on the same GPU (a lighter
+batch) and measures both with ecotrain's split (SM utilisation samples, else memory): each
+one's charged energy, their sum over the counter (should be ~1) and the methods used.
+When the GPU is in MIG mode, each slice's charged energy by its compute-slice fraction is
+reported too (no work is placed on the slices: the fractions and their sum, <= 1).
 
 Runs a small CUDA training loop with PyTorch (an MLP, bf16 autocast, AdamW) when torch with
 CUDA is importable, else measures the idle GPU (and says so). Over the same window it reads:
@@ -32,9 +38,10 @@ def skip(reason: str) -> int:
 class PowerPoller(threading.Thread):
     """Reads power every ``interval`` s; integrates it (trapezoid) and feeds ecotrain's sensor."""
 
-    def __init__(self, nvml, handle, interval: float, sensor=None) -> None:
+    def __init__(self, nvml, handle, interval: float, sensor=None, extra=None) -> None:
         super().__init__(daemon=True)
         self.nvml, self.handle, self.interval, self.sensor = nvml, handle, interval, sensor
+        self.extra = dict(extra or {})  # name -> more ecotrain sensors (shares, MIG slices)
         self.points: list[tuple[float, float]] = []  # (monotonic s, watts)
         self.stop_event = threading.Event()
         self.errors: list[str] = []
@@ -51,6 +58,12 @@ class PowerPoller(threading.Thread):
             except Exception as e:  # noqa: BLE001 - report, keep measuring
                 self.errors.append(f"ecotrain sensor: {e}")
                 self.sensor = None
+        for name, sensor in list(self.extra.items()):
+            try:
+                sensor.sample(now)
+            except Exception as e:  # noqa: BLE001
+                self.errors.append(f"{name}: {e}")
+                del self.extra[name]
 
     def run(self) -> None:
         self.read()
@@ -68,7 +81,7 @@ class PowerPoller(threading.Thread):
         return total
 
 
-def make_workload(index: int):
+def make_workload(index: int, batch: int = 8192):
     """A step function doing real training work on the GPU, or None without torch+CUDA."""
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA index == NVML index
     try:
@@ -85,8 +98,8 @@ def make_workload(index: int):
         torch.nn.Linear(width, 16),
     ).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.randn(8192, width, device=device)
-    y = torch.randint(0, 16, (8192,), device=device)
+    x = torch.randn(batch, width, device=device)
+    y = torch.randint(0, 16, (batch,), device=device)
 
     def step() -> None:
         with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -98,7 +111,7 @@ def make_workload(index: int):
     def sync() -> None:
         torch.cuda.synchronize(device)
 
-    name = f"torch {torch.__version__}: 5-layer MLP 4096 wide, batch 8192, bf16, AdamW"
+    name = f"torch {torch.__version__}: 5-layer MLP 4096 wide, batch {batch}, bf16, AdamW"
     return step, sync, name
 
 
@@ -117,13 +130,91 @@ def ecotrain_gpu_sensor():
     return gpus[0], f"{gpus[0].name} ({gpus[0].method})"
 
 
+WORKER_START_S = 3.0  # the other tenant imports torch and creates its CUDA context first
+
+
+def worker(index: int, seconds: float) -> int:
+    """--worker: the other tenant of --share, a lighter batch on the same GPU until told."""
+    step, sync, _name = make_workload(index, batch=2048)
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        if step is None:
+            time.sleep(0.05)
+        else:
+            step()
+    if sync is not None:
+        sync()
+    return 0
+
+
+def start_worker(index: int, seconds: float):
+    """The second process of --share (its own CUDA context on the same GPU)."""
+    import subprocess
+
+    return subprocess.Popen(
+        [sys.executable, __file__, "--worker", "--index", str(index), "--seconds", str(seconds)]
+    )
+
+
+def share_sensors(nvml, index: int, pids: dict[str, int]) -> dict:
+    """One ecotrain GPU sensor per named process, each charged its own share of GPU ``index``."""
+    from ecotrain.sensors.nvidia import NvidiaGPUSensor, select_devices
+
+    devices = lambda: select_devices({"CUDA_VISIBLE_DEVICES": str(index)}, nvml)  # noqa: E731
+    return {
+        name: NvidiaGPUSensor(devices(), nvml, pids=lambda now, pid=pid: [pid])
+        for name, pid in pids.items()
+    }
+
+
+def mig_sensors(nvml, handle) -> dict:
+    """One sensor per MIG slice of a GPU in MIG mode ({} otherwise): its fraction of the GPU."""
+    from ecotrain.sensors.nvidia import NvidiaGPUSensor, mig_mode, mig_slices, select_devices
+
+    if not mig_mode(nvml, handle):
+        return {}
+    out = {}
+    for uuid, _h in mig_slices(nvml, handle):
+        devices = select_devices({"CUDA_VISIBLE_DEVICES": uuid}, nvml)
+        if devices:
+            out[f"mig {uuid}"] = NvidiaGPUSensor(devices, nvml)
+    return out
+
+
+def split_figures(sensors: dict, t_end: float, counter_j: float | None) -> dict:
+    """Each extra sensor's charged energy and split, and the sum over the counter."""
+    out: dict = {}
+    for name, sensor in sensors.items():
+        reading = sensor.sample(t_end)
+        device = sensor.hardware()["devices"][0]
+        out[name] = {
+            "charged_j": round(reading.energy_j, 2),
+            "share_method": device.get("share_method"),
+            "share_method_s": device.get("share_method_s"),
+            "other_processes": device.get("other_processes"),
+            "mig_fraction": device.get("mig_fraction"),
+            "idle_power_w": device.get("idle_power_w"),
+            "above_idle_energy_j": device.get("above_idle_energy_j"),
+        }
+    total = sum(v["charged_j"] for v in out.values())
+    return {
+        "sensors": out,
+        "sum_j": round(total, 2),
+        "sum_over_counter": round(total / counter_j, 4) if counter_j else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="measured window")
     ap.add_argument("--warmup", type=float, default=3.0, help="unmeasured work first")
     ap.add_argument("--index", type=int, default=0, help="NVML device index")
     ap.add_argument("--interval", type=float, default=0.1, help="power sampling period, s")
+    ap.add_argument("--share", action="store_true", help="a second process on the same GPU")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:
+        return worker(args.index, args.seconds)
     if os.environ.get("ECOTRAIN_NO_GPU"):
         return skip("ECOTRAIN_NO_GPU is set")
     try:
@@ -154,8 +245,18 @@ def main(argv: list[str] | None = None) -> int:
         sync()
 
         sensor, sensor_state = ecotrain_gpu_sensor()
-        poller = PowerPoller(nvml, handle, args.interval, sensor)
+        other = None
+        extra: dict = {}
+        if args.share:
+            # the other tenant gets CUDA up during our warm-up-free start; measured from t0
+            other = start_worker(args.index, args.seconds + 5.0)
+            time.sleep(WORKER_START_S)
+            extra.update(share_sensors(nvml, args.index, {"this": os.getpid(), "other": other.pid}))
+        extra.update(mig_sensors(nvml, handle))
+        poller = PowerPoller(nvml, handle, args.interval, sensor, extra)
         t0 = time.monotonic()
+        for s in extra.values():
+            s.start(t0)
         e0 = nvml.nvmlDeviceGetTotalEnergyConsumption(handle) if has_counter else None
         if sensor is not None:
             sensor.start(t0)
@@ -180,13 +281,17 @@ def main(argv: list[str] | None = None) -> int:
             poller.sensor.close()
         else:
             sensor_j = None
+        counter_j = (e1 - e0) / 1000.0 if has_counter else None
+        split = split_figures(poller.extra, t1, counter_j) if poller.extra else None
+        if other is not None:
+            other.terminate()
+            other.wait(timeout=30)
     finally:
         try:
             nvml.nvmlShutdown()
         except Exception:  # noqa: BLE001
             pass
 
-    counter_j = (e1 - e0) / 1000.0 if has_counter else None
     integrated_j = poller.energy_j(t0, t1)
 
     def ratio(value: float | None) -> str:
@@ -210,6 +315,14 @@ def main(argv: list[str] | None = None) -> int:
         f"| ecotrain sensor: {sensor_state} | {sensor_text} | {watts(sensor_j)} | "
         f"{ratio(sensor_j)} |"
     )
+    if split:
+        for name, v in split["sensors"].items():
+            print(
+                f"| ecotrain split: {name} ({v['share_method']}, "
+                f"{v['other_processes']} other process(es), MIG {v['mig_fraction']}) | "
+                f"{v['charged_j']:.1f} J | {watts(v['charged_j'])} | {ratio(v['charged_j'])} |"
+            )
+        print(f"| ecotrain split: sum | {split['sum_j']:.1f} J | — | {ratio(split['sum_j'])} |")
     if poller.errors:
         print(f"errors: {sorted(set(poller.errors))[:3]}", file=sys.stderr)
     figures = {
@@ -227,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         if not counter_j or sensor_j is None
         else round(sensor_j / counter_j, 4),
     }
+    if split:
+        figures["split"] = split
     print(json.dumps({"name": "gpu_nvml", "figures": figures}))
     return 0
 

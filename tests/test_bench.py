@@ -144,3 +144,60 @@ def test_gpu_nvml_counter_and_integration_agree_on_a_fake_gpu(
     assert figures["integrated_over_counter"] == pytest.approx(1.0, abs=0.01)
     assert figures["power_samples"] >= 8
     assert any(line.startswith("| NVML total-energy counter |") for line in out)
+
+
+class _MonotonicClock:
+    """A FakeClock reading real time, for the bench's own time.monotonic() window."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.t0 = time.monotonic()
+
+    @property
+    def t(self) -> float:
+        import time
+
+        return time.monotonic() - self.t0
+
+
+def test_gpu_nvml_share_splits_two_processes_by_utilisation(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import os
+    from types import SimpleNamespace
+
+    from fakes import FakeGPU
+    from fakes import FakeNVML as TestNVML
+
+    other_pid = 424242
+    me = os.getpid()
+    gpu = FakeGPU(
+        "GPU-abcd1234-0000-0000-0000-000000000000",
+        power_w=300.0,
+        processes=lambda t: {me: 1 << 30, other_pid: 1 << 30},
+        proc_util=lambda t: {me: 30, other_pid: 10},
+    )
+    monkeypatch.delenv("ECOTRAIN_NO_GPU")
+    monkeypatch.setitem(sys.modules, "pynvml", TestNVML(_MonotonicClock(), [gpu]))
+    monkeypatch.setattr(gpu_nvml, "make_workload", lambda index: (None, None, None))
+    monkeypatch.setattr(gpu_nvml, "ecotrain_gpu_sensor", lambda: (None, "off in this test"))
+    monkeypatch.setattr(gpu_nvml, "WORKER_START_S", 0.0)
+    monkeypatch.setattr(
+        gpu_nvml,
+        "start_worker",
+        lambda index, seconds: SimpleNamespace(
+            pid=other_pid, terminate=lambda: None, wait=lambda timeout: 0
+        ),
+    )
+    args = ["--seconds", "1.0", "--warmup", "0", "--interval", "0.1", "--share"]
+    assert gpu_nvml.main(args) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    split = json.loads(out[-1])["figures"]["split"]
+    this, other = split["sensors"]["this"], split["sensors"]["other"]
+    assert this["share_method"] == other["share_method"] == "sm_utilisation"
+    assert this["other_processes"] == other["other_processes"] == 1
+    # SM 30 : 10 -> 3 : 1, and the two shares add up to what the counter measured
+    assert this["charged_j"] == pytest.approx(3 * other["charged_j"], rel=0.02)
+    assert split["sum_over_counter"] == pytest.approx(1.0, abs=0.05)
+    assert any(line.startswith("| ecotrain split: sum |") for line in out)
