@@ -125,6 +125,8 @@ def test_idle_gaps_carry_the_last_split_and_nothing_before_first_use():
     assert d["share_method_s"] == {"before_first_use": 2.0, "carried": 5.0, "exclusive": 3.0}
     assert d["share_method"] == "exclusive"
     assert d["device_energy_j"] == pytest.approx(2000.0)
+    assert d["before_first_use_j"] == pytest.approx(400.0)
+    assert any("400 J in the 2 s before any process used it" in n for n in alice.summary().notes)
 
 
 def test_a_gpu_only_others_use_charges_nothing():

@@ -119,6 +119,7 @@ class ShareLedger:
         self.charged_s = 0.0  # sum of share x dt: the run's device-seconds
         self.method_s: dict[str, float] = {}
         self.min_power_w: float | None = None
+        self.unused_j = 0.0  # device energy before any process used it: charged to nobody
 
     def add(self, delta_j: float, dt: float, shares: list[tuple[float, str]]) -> float:
         """Book one tick: ``shares`` holds one (share, method) per unit. Returns the share."""
@@ -130,6 +131,8 @@ class ShareLedger:
         self.charged_s += share * dt
         for _s, method in shares:
             self.method_s[method] = self.method_s.get(method, 0.0) + dt
+        if all(m == "before_first_use" for _s, m in shares):
+            self.unused_j += delta_j
         if dt >= IDLE_MIN_TICK_S and delta_j >= 0:
             power = delta_j / dt
             self.min_power_w = power if self.min_power_w is None else min(self.min_power_w, power)
@@ -159,6 +162,8 @@ class ShareLedger:
             "other_processes": len(set().union(*(u.others for u in self.units))),
             "max_other_processes": max((u.max_others for u in self.units), default=0),
         }
+        if self.unused_j:
+            out["before_first_use_j"] = round(self.unused_j, 3)
         mig = [u for u in self.units if u.fraction_text]
         if mig:
             out["mig_fraction"] = round(sum(u.fraction for u in mig), 4)
@@ -190,9 +195,12 @@ class ShareLedger:
             )
         if whole and self.attributed:
             parts.append(f"{whole:.0f} s charged whole (process list unavailable)")
-        before = self.method_s.get("before_first_use", 0.0)
-        if before and (others or parts):
-            parts.append(f"{before:.0f} s before the first process used it not charged")
+        if self.unused_j:
+            before = self.method_s.get("before_first_use", 0.0)
+            parts.append(
+                f"{self.unused_j:.0f} J in the {before:.0f} s before any process used it "
+                "charged to nobody"
+            )
         if not parts:
             return None
         if "idle_power_w" in d:
