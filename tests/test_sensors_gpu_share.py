@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fakes import FakeClock, FakeGPU, FakeNVML
+from fakes import NVML_ERROR_GPU_IS_LOST, FakeClock, FakeGPU, FakeNVML, NVMLError
 
 from ecotrain.accounting import account_summaries
 from ecotrain.sensors import SensorError
@@ -265,3 +265,25 @@ def test_two_runs_of_one_user_both_measure_a_gpu_that_lists_its_processes(tmp_pa
     with pytest.raises(SensorError, match="measured by another ecotrain process"):
         probe(env, plain, pids=pids_of(BOB))
     first.close()
+
+
+def test_old_style_mig_entry_without_ids_is_charged_as_its_parent_and_said():
+    clock, nvml = make(mig_gpu())
+    sensor = NvidiaGPUSensor(
+        select_devices({"CUDA_VISIBLE_DEVICES": f"MIG-{A}/1/0"}, nvml), nvml, pids=pids_of(ALICE)
+    )
+    tick_all([sensor], clock, 2)
+    assert sensor.energy_j == pytest.approx(560.0)  # no GI/CI ids in this driver: whole
+    assert any("not identified; charged the whole parent GPU" in n for n in sensor.notes)
+
+
+def test_a_failure_while_setting_up_the_split_does_not_stop_the_sensor(monkeypatch):
+    clock, nvml = make(FakeGPU(A, power_w=100.0, processes=lambda t: {}, proc_util=lambda t: {}))
+
+    def lost(handle, ts):
+        raise NVMLError(NVML_ERROR_GPU_IS_LOST)
+
+    monkeypatch.setattr(nvml, "nvmlDeviceGetProcessUtilization", lost)
+    sensor = NvidiaGPUSensor(select_devices({}, nvml), nvml, pids=pids_of(ALICE))
+    sensor.start(clock.t)  # must not raise: the run would lose every sensor
+    assert any("process split not set up" in n for n in sensor.notes)

@@ -399,12 +399,21 @@ class NvidiaGPUSensor(Sensor):
                 except GPUError as e:
                     self._note(f"{label}: neither energy counter nor power reading ({e})")
             m.last_t = now
-            self._setup_units(m)
+            try:
+                self._setup_units(m)
+            except GPUError as e:  # lost while reading its baseline: sample() says so
+                self._note(f"{label}: process split not set up ({e})")
         self.method = _combine([m.method for m in self.meters])
 
     def _setup_units(self, m: _Meter) -> None:
         """What the run's share of ``m`` is split over: the GPU, or its MIG slices."""
+        m.units = []
         slices = m.dev.mig_slices
+        if m.dev.mig and not slices:
+            self._note(
+                f"GPU {m.dev.index}: MIG slice(s) {', '.join(m.dev.mig)} not identified; "
+                "charged the whole parent GPU"
+            )
         if not slices and not m.dev.mig and mig_mode(self.nvml, m.dev.handle):
             # MIG on, parent chosen (CVD unset, or an index): the run's processes can be on
             # any slice, so each slice is a unit with its own fraction and process list.
