@@ -164,3 +164,42 @@ def test_two_runs_on_one_amd_gpu_each_measure_their_share(tmp_path: Path):
     assert second.energy_j == pytest.approx(200.0)
     first.close()
     second.close()
+
+
+@pytest.mark.parametrize("code", [31, 45])  # NOT_FOUND, NO_ENERGY_DRV
+def test_a_counter_error_at_start_falls_back_to_power_not_lost(monkeypatch, code):
+    from fakes import AmdSmiLibraryException
+
+    clock, smi = make(FakeAMDGPU(uid(0), 0, power_w=250.0))
+
+    def no_counter(gpu):
+        raise AmdSmiLibraryException(code)
+
+    monkeypatch.setattr(smi, "amdsmi_get_energy_count", no_counter)
+    sensor = AMDGPUSensor(select_devices({}, smi), smi)
+    run(sensor, clock, 4)
+    assert sensor.summary().method == "integrated"
+    assert sensor.energy_j == pytest.approx(1000.0)
+    assert "lost" not in sensor.hardware()["devices"][0]
+
+
+def test_discover_names_the_missing_vendor_only_when_no_gpu_was_found(monkeypatch):
+    from ecotrain import sensors
+    from ecotrain.sensors import amd, nvidia
+
+    clock, smi = make(FakeAMDGPU(uid(0), 0))
+
+    def no_nvidia(env, pids=None):
+        raise SensorError("no NVIDIA driver: libnvidia-ml.so.1 not found")
+
+    monkeypatch.setattr(nvidia, "probe", no_nvidia)
+    monkeypatch.setattr(amd, "probe", lambda env, pids=None: AMDGPUSensor([], smi))
+    found, reasons = sensors.discover(None, {"ECOTRAIN_LOCK_DIR": "/tmp"}, None)
+    assert any("no NVIDIA driver" in r for r in reasons)  # AMD probe failed too: both said
+
+    monkeypatch.setattr(
+        amd, "probe", lambda env, pids=None: AMDGPUSensor(select_devices({}, smi), smi, pids=pids)
+    )
+    found, reasons = sensors.discover(None, {}, None)
+    assert [s.name for s in found if s.component == "gpu"] == ["AMD Instinct MI250X x1"]
+    assert not any("NVIDIA" in r for r in reasons)

@@ -287,3 +287,32 @@ def test_a_failure_while_setting_up_the_split_does_not_stop_the_sensor(monkeypat
     sensor = NvidiaGPUSensor(select_devices({}, nvml), nvml, pids=pids_of(ALICE))
     sensor.start(clock.t)  # must not raise: the run would lose every sensor
     assert any("process split not set up" in n for n in sensor.notes)
+
+
+def test_discover_hands_the_childs_process_tree_to_the_gpu_sensor(monkeypatch, tmp_path: Path):
+    import subprocess
+    import sys
+    import time
+
+    from ecotrain import sensors
+    from ecotrain.sensors import amd, nvidia
+
+    seen = {}
+
+    def fake_probe(env, pids=None):
+        seen["pids"] = pids
+        raise SensorError("no NVIDIA driver (test)")
+
+    monkeypatch.setattr(nvidia, "probe", fake_probe)
+    monkeypatch.setattr(amd, "probe", fake_probe)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        no_rapl = {"powercap_root": str(tmp_path)}  # the CPU model, whatever this host has
+        found, _ = sensors.discover(child.pid, {"ECOTRAIN_LOCK_DIR": "/tmp"}, no_rapl)
+        assert child.pid in seen["pids"](time.monotonic())
+        # the CPU model reads the same tree: one read per tick, not two
+        cpu = next(s for s in found if s.component == "cpu")
+        assert seen["pids"].__closure__[0].cell_contents is cpu.tree
+    finally:
+        child.kill()
+        child.wait()

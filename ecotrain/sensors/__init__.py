@@ -126,14 +126,17 @@ def _gpus(
 ) -> list[Sensor]:
     """NVIDIA (NVML) and AMD (amdsmi) GPUs; each vendor's absence is one reason line."""
     found: list[Sensor] = []
+    why: list[str] = []
     for vendor, module in (("NVML", "nvidia"), ("amdsmi", "amd")):
         try:
             probe = importlib.import_module(f"ecotrain.sensors.{module}").probe
             found.append(probe(env, pids=pids))
         except SensorError as e:
-            reasons.append(f"gpu: {e}")
+            why.append(f"gpu: {e}")
         except Exception as e:  # noqa: BLE001 - a broken driver must not stop the run
-            reasons.append(f"gpu: {vendor} failed: {e}")
+            why.append(f"gpu: {vendor} failed: {e}")
+    # on an NVIDIA node, "no AMD driver" in every record is noise; a real fault is not
+    reasons.extend(w for w in why if not (found and "driver" in w and "failed" not in w))
     return found
 
 

@@ -32,11 +32,17 @@ from typing import Any
 
 from ecotrain.sensors.base import Reading, Sensor, SensorError, SensorSummary
 from ecotrain.sensors.gpushare import ProcessUse, ShareLedger, Unit
-from ecotrain.sensors.nvidia import SHARE_RULE, GPUError, GPULost, GPUNotSupported
+from ecotrain.sensors.nvidia import (
+    SHARE_RULE,
+    GPUError,
+    GPULost,
+    GPUNotSupported,
+    combine_methods,
+)
 
 # amdsmi_status_t codes (amdsmi.h)
-_NOT_SUPPORTED = {2, 48, 49}  # NOT_SUPPORTED, NO_HSMP_SUP, NO_HSMP_MSG_SUP
-_LOST = {31, 34, 45, 51, 0xFFFFFFFF}  # NOT_FOUND, DRIVER_NOT_LOADED, NO_ENERGY_DRV, NO_DRV, UNKNOWN
+_NOT_SUPPORTED = {2, 45, 48, 49}  # NOT_SUPPORTED, NO_ENERGY_DRV, NO_HSMP_SUP, NO_HSMP_MSG_SUP
+_LOST = {31, 34, 51, 0xFFFFFFFF}  # NOT_FOUND, DRIVER_NOT_LOADED, NO_DRV, UNKNOWN
 
 
 def _smi_call(smi: Any, fn: str, *args: Any) -> Any:
@@ -221,13 +227,15 @@ class AMDGPUSensor(Sensor):
             try:
                 m.counter0 = self._counter_uj(m)
                 m.method = "measured"
-            except GPULost as e:
-                m.lost = True
-                self._note(f"{label} lost at start: {e}")
-                continue
             except GPUError as e:
+                # amdsmi answers NOT_FOUND or NO_ENERGY_DRV for a missing counter, so a
+                # failed counter is not a lost GPU unless power fails that way too
                 try:
                     info = _smi_call(self.smi, "amdsmi_get_power_info", m.dev.handle)
+                except GPULost as e2:
+                    m.lost = True
+                    self._note(f"{label} lost at start: {e2}")
+                    continue
                 except GPUError as e2:
                     self._note(f"{label}: neither energy counter nor power reading ({e2})")
                     continue
@@ -240,7 +248,7 @@ class AMDGPUSensor(Sensor):
                 else:
                     self._note(f"{label}: neither energy counter nor power reading (N/A)")
             m.last_t = now
-        self.method = _combine([m.method for m in self.meters])
+        self.method = combine_methods([m.method for m in self.meters])
 
     def _counter_uj(self, m: _Meter) -> float:
         data = _smi_call(self.smi, "amdsmi_get_energy_count", m.dev.handle)
@@ -358,12 +366,7 @@ class AMDGPUSensor(Sensor):
                 d.update(m.ledger.detail())
             per_device.append(d)
         models = sorted({m.dev.name for m in self.meters})
-        hours = sum(
-            (m.ledger.charged_s + max(0.0, wall - m.ledger.wall_s)) / 3600
-            if m.ledger.method_s
-            else wall / 3600
-            for m in self.meters
-        )
+        hours = sum(m.ledger.device_hours(wall) for m in self.meters)
         hw: dict = {
             "model": models[0] if len(models) == 1 else ", ".join(models),
             "count": len(self.meters),
@@ -402,13 +405,6 @@ class AMDGPUSensor(Sensor):
     def _note(self, note: str) -> None:
         if note not in self.notes:
             self.notes.append(note)
-
-
-def _combine(methods: list[str]) -> str:
-    useful = [m for m in methods if m != "none"]
-    if not useful:
-        return "none"
-    return "measured" if all(m == "measured" for m in useful) else "integrated"
 
 
 def import_amdsmi() -> Any:

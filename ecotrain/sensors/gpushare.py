@@ -138,6 +138,13 @@ class ShareLedger:
             self.min_power_w = power if self.min_power_w is None else min(self.min_power_w, power)
         return share
 
+    def device_hours(self, wall_s: float) -> float:
+        """GPU-hours to charge: the run's device-seconds while booked, whole wall time after
+        (a device lost mid-run keeps its hours to the end, as before any split)."""
+        if not self.method_s:
+            return wall_s / 3600
+        return (self.charged_s + max(0.0, wall_s - self.wall_s)) / 3600
+
     @property
     def attributed(self) -> bool:
         """Whether the device's energy was split at all (anything but whole_gpu ticks)."""

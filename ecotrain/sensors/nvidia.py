@@ -403,7 +403,7 @@ class NvidiaGPUSensor(Sensor):
                 self._setup_units(m)
             except GPUError as e:  # lost while reading its baseline: sample() says so
                 self._note(f"{label}: process split not set up ({e})")
-        self.method = _combine([m.method for m in self.meters])
+        self.method = combine_methods([m.method for m in self.meters])
 
     def _setup_units(self, m: _Meter) -> None:
         """What the run's share of ``m`` is split over: the GPU, or its MIG slices."""
@@ -603,7 +603,7 @@ class NvidiaGPUSensor(Sensor):
         hw: dict = {
             "model": models[0] if len(models) == 1 else ", ".join(models),
             "count": len(self.meters),
-            "gpu_hours": sum(_device_hours(m, wall) for m in self.meters),
+            "gpu_hours": sum(m.ledger.device_hours(wall) for m in self.meters),
             "uuids": [m.dev.uuid for m in self.meters],
             "method_rule": "measured if every device has an energy counter, else integrated",
             "share_rule": SHARE_RULE,
@@ -650,18 +650,11 @@ SHARE_RULE = (
 )
 
 
-def _device_hours(m: _Meter, wall: float) -> float:
-    """GPU-hours of one device: the run's charged device-seconds when split, else wall time."""
-    if m.ledger.method_s and m.ledger.wall_s > 0:
-        return m.ledger.charged_s / 3600 + max(0.0, wall - m.ledger.wall_s) / 3600
-    return wall / 3600
-
-
 def _power_w(nvml: Any, handle: Any) -> float:
     return _nvml_call(nvml, "nvmlDeviceGetPowerUsage", handle) / 1000
 
 
-def _combine(methods: list[str]) -> str:
+def combine_methods(methods: list[str]) -> str:
     """The sensor's method: the weakest of the devices that report energy."""
     useful = [m for m in methods if m != "none"]
     if not useful:
