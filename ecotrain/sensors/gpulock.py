@@ -5,6 +5,11 @@ measure every GPU. Each wrapper instead tries a non-blocking ``flock`` on one lo
 GPU UUID in a node-local directory, and measures only the GPUs it won; the others' energy is
 in the record of the rank that holds the lock, and this rank records its CPU and RAM share.
 The kernel drops the locks when the wrapper exits, however it exits.
+
+A lock is per GPU UUID, or per MIG slice UUID when the run was given slices. A GPU whose
+processes NVML (or amdsmi) can list is measured even without its lock: each run is then
+charged only its own processes' share (ecotrain.sensors.gpushare), so nothing is counted
+twice; the lock matters for GPUs that cannot tell whose work is on them.
 """
 
 from __future__ import annotations

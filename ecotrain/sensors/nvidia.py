@@ -18,7 +18,17 @@ query the device lacks, :class:`GPUError` otherwise. pynvml is imported lazily a
 injected (``nvml=``), so tests run a fake module with no GPU.
 
 A GPU lost mid-run keeps the energy it had when last read and adds a note; the run goes on.
-Locks for a per-node "measuring" role are the caller's: it passes the devices to measure.
+
+Shared GPUs and MIG: the run is charged its share of each device, not the whole device
+(:mod:`ecotrain.sensors.gpushare`): by per-process SM utilisation samples, else memory,
+else per process, from the processes NVML lists against the run's own process tree; a MIG
+slice by its compute-slice fraction of the parent GPU, which is all NVML can meter. The
+record keeps the device's own energy, the split method, how many other processes were
+there and the idle power beside the charged energy.
+
+:func:`probe` takes a per-node measurer lock per GPU (or MIG slice), so ranks of a job that
+all see every GPU count each once; a GPU that lists its processes may be measured by
+several runs, as each is charged only its own share.
 """
 
 from __future__ import annotations
