@@ -37,7 +37,7 @@ CURRENCY = "USD"
 RECORD_KEYS = (
     "gpu_energy_j", "gpu_method", "cpu_energy_j", "cpu_method", "ram_energy_j", "ram_method",
     "it_energy_kwh", "pue", "pue_source", "facility_energy_kwh", "region",
-    "intensity_g_per_kwh", "intensity_source", "co2_kg", "cost_usd", "cost_method", "price",
+    "intensity_g_per_kwh", "intensity_source", "intensity_boundary", "co2_kg", "cost_usd", "cost_method", "price",
     "price_source",
 )  # fmt: skip
 
@@ -141,6 +141,7 @@ class Accounting:
             "region": self.site.intensity.region,
             "intensity_g_per_kwh": self.site.intensity.g_per_kwh,
             "intensity_source": self.site.intensity.source,
+            "intensity_boundary": self.site.intensity.boundary,
             "co2_kg": self.co2_kg,
             "cost_usd": self.cost_usd,
             "cost_method": self.site.cost_method,
