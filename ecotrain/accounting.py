@@ -37,8 +37,8 @@ CURRENCY = "USD"
 RECORD_KEYS = (
     "gpu_energy_j", "gpu_method", "cpu_energy_j", "cpu_method", "ram_energy_j", "ram_method",
     "it_energy_kwh", "pue", "pue_source", "facility_energy_kwh", "region",
-    "intensity_g_per_kwh", "intensity_source", "intensity_boundary", "co2_kg", "cost_usd", "cost_method", "price",
-    "price_source",
+    "intensity_g_per_kwh", "intensity_source", "intensity_boundary", "co2_kg", "cost_usd",
+    "cost_method", "price", "price_source",
 )  # fmt: skip
 
 
