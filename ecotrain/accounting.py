@@ -263,6 +263,7 @@ def site_from_settings(settings: Mapping[str, Any]) -> Site:
 
     region = settings.get("region")
     region = str(region).strip() if region is not None else ""
+    guessed = None
     if region:
         intensity = resolve_intensity(region)
     else:
@@ -278,7 +279,10 @@ def site_from_settings(settings: Mapping[str, Any]) -> Site:
     if override is not None:
         if override < 0:
             raise SettingsError(f"intensity must be >= 0 g/kWh, got {override:g}")
-        intensity = Intensity.custom(override, region=intensity.region)
+        # Labelled user-supplied; it keeps the region the user gave (or the host's), and
+        # claims no region when there is none rather than the world average's "WORLD".
+        where = intensity.region if (region or guessed) else "custom"
+        intensity = Intensity.custom(override, region=where)
 
     method = str(settings.get("cost_method") or "electricity").strip()
     if method not in COST_METHODS:

@@ -215,12 +215,12 @@ def estimate(
     inputs = [Input("accelerator", spec.key, "", True, spec.source)]
     flops = None
     if gpu_hours is not None:
-        basis = f"{gpu_hours:g} {spec.key} GPU-hours as given"
+        basis = f"{gpu_hours:,.10g} {spec.key} GPU-hours as given"
         inputs.append(Input("gpu_hours", gpu_hours, "h", True, "given"))
     elif hours is not None:
         gpu_hours = gpus * hours
-        span = f"{days:g} days" if days is not None else f"{hours:g} h"
-        basis = f"{gpus:g} x {spec.key} for {span}"
+        span = f"{days:,.10g} days" if days is not None else f"{hours:,.10g} h"
+        basis = f"{gpus:,.10g} x {spec.key} for {span}"
         inputs += [
             Input("gpus", gpus, "", True, "given"),
             Input("hours", hours, "h", True, "given" if days is None else f"{days:g} days x 24"),
@@ -248,15 +248,15 @@ def estimate(
         energy_j = system_power_w * hours * 3600.0
         used_w = None
         power_basis = (
-            f"total system power {system_power_w:g} W (all accelerators, CPUs and memory, as "
-            f"given) x {hours:g} h"
+            f"total system power {system_power_w:,.10g} W (all accelerators, CPUs and memory, "
+            f"as given) x {hours:,.10g} h"
         )
         inputs.append(Input("system_power_w", system_power_w, "W", True, "given"))
     else:
         used_w = power_w if power_w is not None else spec.power_w
         energy_j = gpu_hours * used_w * power_fraction * 3600.0
         if power_w is not None:
-            power_basis = f"{power_w:g} W per accelerator (given)"
+            power_basis = f"{power_w:,.10g} W per accelerator (given)"
         else:
             kind = "TDP" if spec.power_kind == "tdp" else "published measured average"
             power_basis = f"{spec.power_w:g} W per accelerator ({spec.key} {kind}, {spec.source})"
