@@ -126,3 +126,27 @@ def test_stable_diffusion_is_the_pcie_part() -> None:
     assert sd.gpu_model == "A100-40GB-PCIe" and find_gpu(sd.gpu_model).power_w == 250
     assert sd.it_energy_kwh == pytest.approx(37_500)  # 150,000 h x 250 W
     assert co2("stable-diffusion-v1") == pytest.approx(11_250)
+
+
+def test_reuse_counterfactual_uses_the_sources_energy(tmp_path) -> None:
+    """`reproduce` re-prices the IT energy the source used: Llama 2 34B at 350 W, LLaMA-65B's
+    449 MWh divided by its PUE once (not multiplied by a PUE again), BERT's measured power."""
+    from ecotrain.accounting import Site
+    from ecotrain.grid import Intensity
+    from ecotrain.savings import avoided, checkpoint_footprint
+    from ecotrain.store.db import Store
+
+    engine = Store(str(tmp_path / "fp.db")).engine
+    site = Site(pue=1.2, pue_source="t", intensity=Intensity("X", 100.0, "t"), price=0.1)
+    cases = {
+        "hf:meta-llama/Llama-2-34b": 1_038_336 * 0.350,
+        "hf:huggyllama/llama-65b": 449_000 / 1.1,
+        "hf:bert-base-uncased": 1507 / 1.58,
+        "hf:bigscience/bloom": 433_196,
+    }
+    for checkpoint_id, it_kwh in cases.items():
+        fp = checkpoint_footprint(engine, checkpoint_id)
+        assert fp.source == "catalogue" and fp.it_energy_kwh == pytest.approx(it_kwh)
+        again = avoided(fp, "reproduce", site)
+        assert again.energy_kwh == pytest.approx(it_kwh * 1.2), checkpoint_id
+        assert again.co2_kg == pytest.approx(it_kwh * 1.2 * 0.1), checkpoint_id
