@@ -37,8 +37,8 @@ CURRENCY = "USD"
 RECORD_KEYS = (
     "gpu_energy_j", "gpu_method", "cpu_energy_j", "cpu_method", "ram_energy_j", "ram_method",
     "it_energy_kwh", "pue", "pue_source", "facility_energy_kwh", "region",
-    "intensity_g_per_kwh", "intensity_source", "co2_kg", "cost_usd", "cost_method", "price",
-    "price_source",
+    "intensity_g_per_kwh", "intensity_source", "intensity_boundary", "co2_kg", "cost_usd",
+    "cost_method", "price", "price_source",
 )  # fmt: skip
 
 
@@ -141,6 +141,7 @@ class Accounting:
             "region": self.site.intensity.region,
             "intensity_g_per_kwh": self.site.intensity.g_per_kwh,
             "intensity_source": self.site.intensity.source,
+            "intensity_boundary": self.site.intensity.boundary,
             "co2_kg": self.co2_kg,
             "cost_usd": self.cost_usd,
             "cost_method": self.site.cost_method,
@@ -262,6 +263,7 @@ def site_from_settings(settings: Mapping[str, Any]) -> Site:
 
     region = settings.get("region")
     region = str(region).strip() if region is not None else ""
+    guessed = None
     if region:
         intensity = resolve_intensity(region)
     else:
@@ -277,7 +279,10 @@ def site_from_settings(settings: Mapping[str, Any]) -> Site:
     if override is not None:
         if override < 0:
             raise SettingsError(f"intensity must be >= 0 g/kWh, got {override:g}")
-        intensity = Intensity.custom(override, region=intensity.region)
+        # Labelled user-supplied; it keeps the region the user gave (or the host's), and
+        # claims no region when there is none rather than the world average's "WORLD".
+        where = intensity.region if (region or guessed) else "custom"
+        intensity = Intensity.custom(override, region=where)
 
     method = str(settings.get("cost_method") or "electricity").strip()
     if method not in COST_METHODS:

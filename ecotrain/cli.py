@@ -291,82 +291,7 @@ def savings(
     print_savings(avoided_for_runs(store.engine, flt, mode=mode), mode, as_json=as_json)
 
 
-@app.command()
-def estimate(
-    gpu: Annotated[str, typer.Option(help="GPU model: A100, H100, V100, ...")],
-    gpus: Annotated[int, typer.Option(help="Number of GPUs.")] = 1,
-    hours: Annotated[float | None, typer.Option(help="Wall-clock hours.")] = None,
-    gpu_hours: Annotated[float | None, typer.Option(help="GPU-hours instead of --hours.")] = None,
-    params: Annotated[float | None, typer.Option(help="Parameters, for 6ND FLOPs.")] = None,
-    tokens: Annotated[float | None, typer.Option(help="Training tokens, for 6ND FLOPs.")] = None,
-    mfu: Annotated[float, typer.Option(help="Model FLOPs utilisation for 6ND.")] = 0.4,
-    region: Annotated[str | None, typer.Option(help="Grid region.")] = None,
-    pue: Annotated[float | None, typer.Option(help="Site PUE.")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """What would training on these GPUs cost? (the calculator reuse savings also use)"""
-    from ecotrain.accounting import site_from_settings
-    from ecotrain.estimate import estimate as run_estimate
-    from ecotrain.output import print_estimate
-
-    site = site_from_settings(_settings(region=region, pue=pue).flat())
-    est = run_estimate(
-        gpu,
-        site,
-        gpus=gpus,
-        hours=hours,
-        gpu_hours=gpu_hours,
-        params=params,
-        tokens=tokens,
-        mfu=mfu,
-    )
-    print_estimate(est, as_json=as_json)
-
-
-@checkpoint_app.command("register")
-def checkpoint_register(
-    item: Annotated[str, typer.Argument(help="Checkpoint path or Hugging Face id.")],
-    gpu: Annotated[str | None, typer.Option(help="GPU model it was trained on.")] = None,
-    gpu_hours: Annotated[float | None, typer.Option(help="GPU-hours it took.")] = None,
-    energy_kwh: Annotated[float | None, typer.Option(help="Facility energy, kWh.")] = None,
-    co2_kg: Annotated[float | None, typer.Option(help="CO2e, kg.")] = None,
-    source: Annotated[str | None, typer.Option(help="Where the figures come from.")] = None,
-    region: Annotated[
-        str | None, typer.Option(help="Where it was trained (for estimates).")
-    ] = None,
-    pue: Annotated[float | None, typer.Option(help="PUE where it was trained.")] = None,
-    db: DbOpt = None,
-) -> None:
-    """State the footprint of a checkpoint ecotrain did not record."""
-    from ecotrain.accounting import site_from_settings
-    from ecotrain.estimate import find_gpu
-    from ecotrain.lineage import identify
-    from ecotrain.savings import register_footprint
-
-    if gpu is not None:
-        find_gpu(gpu)  # unknown GPU: one line listing the known ones
-    if gpu_hours is None and energy_kwh is None and co2_kg is None:
-        fail("give at least one of --gpu-hours (with --gpu), --energy-kwh, --co2-kg")
-    try:
-        row = identify(item)
-    except OSError as e:
-        fail(str(e))
-    store = _open_store(db)
-    site = site_from_settings(_settings(region=region, pue=pue).flat())
-    row = register_footprint(
-        store.engine,
-        row,
-        gpu=gpu,
-        gpu_hours=gpu_hours,
-        energy_kwh=energy_kwh,
-        co2_kg=co2_kg,
-        source=source,
-        site=site,
-    )
-    print(
-        f"registered {row['checkpoint_id'][:23]} ({row['name']}): "
-        f"{row['fp_co2_kg']} kg CO2e, {row['fp_energy_kwh']} kWh — {row['footprint_citation']}"
-    )
+# `estimate` and `checkpoint register` live in ecotrain/cli_footprint.py (imported below).
 
 
 # --- reports ---
@@ -598,3 +523,6 @@ def main() -> None:
         detail = str(getattr(e, "orig", e)).strip().splitlines()[0]
         print(f"ecotrain: error: database unavailable: {mask_url(detail)}", file=sys.stderr)
         sys.exit(1)
+
+
+from ecotrain import cli_footprint  # noqa: E402,F401  (estimate, checkpoint register)

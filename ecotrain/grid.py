@@ -1,16 +1,24 @@
 """The one grid carbon-intensity lookup: location-based g CO2e/kWh by country or region.
 
-Data: codecarbon's files, read straight from its package folder (``import codecarbon``
-would initialise NVML and cost ~1 s): ``global_energy_mix.json`` (Our World in Data / Ember,
-by ISO-3 country), ``2023/usa_emissions.json`` (EPA eGRID 2023 by state, lbs/MWh) and
+Data: codecarbon 3.3.2's data files, shipped in ecotrain/data/codecarbon (MIT, see the
+README and LICENSE there): ``global_energy_mix.json`` (Our World in Data / Ember, by ISO-3
+country), ``2023/usa_emissions.json`` (EPA eGRID 2023 by state, lbs/MWh),
 ``2023/canada_energy_mix.json`` (generation shares by province, turned into an intensity
-with ``carbon_intensity_per_source.json``). No web service is ever called, and nothing is
-read until the first lookup.
+with ``carbon_intensity_per_source.json``) and ``cloud/impact.csv`` (Google Cloud regions).
+Shipping them (rather than reading an installed codecarbon) keeps codecarbon, NVML and
+pandas off the run path's install and pins the numbers a record was accounted with.
+
+Every figure says its emissions boundary: ``lifecycle`` (upstream fuel supply and plant
+construction included: Ember's national figures, the per-source factors used for Canada) or
+``direct`` (combustion at the plant only: EPA eGRID, Google's "operational" cloud figures).
+The two differ most for low-carbon grids (Quebec: ~31 g/kWh lifecycle, ~4 direct), so a
+record keeps its boundary. No web service is ever called, and nothing is read until the
+first lookup.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import csv
 import json
 import os
 import re
@@ -22,16 +30,29 @@ from ecotrain.errors import UserError
 
 LBS_PER_MWH_TO_G_PER_KWH = 0.45359237  # 1 lb = 453.59237 g; 1 MWh = 1000 kWh
 
+DATA_DIR = Path(__file__).parent / "data" / "codecarbon"
+# The copy's provenance, stored with every record (data_version) and stated in reports.
+DATA_VERSION = "codecarbon 3.3.2 data files (shipped in ecotrain/data/codecarbon)"
+LIFECYCLE, DIRECT = "lifecycle", "direct"
+BOUNDARIES = (LIFECYCLE, DIRECT)
+USER_SUPPLIED = "user-supplied"
+
 # Only if the country file cannot be read: the same file's generation-weighted mean
 # (codecarbon 3.3.2 data: 480.6 g/kWh), kept so a missing file still gives a stated figure.
 WORLD_FALLBACK_G_PER_KWH = 481.0
 WORLD_FALLBACK_SOURCE = (
     "world average 481 g/kWh (generation-weighted mean of codecarbon 3.3.2 "
-    "global_energy_mix.json, Our World in Data/Ember 2022-23), built-in constant"
+    "global_energy_mix.json, Our World in Data/Ember, rows from 2009-2023), built-in constant"
 )
 
 WHERE_TO_SET = 'set it with --region, ECOTRAIN_REGION or region = "..." in .ecotrain.toml'
-HOW_TO_SET = "use an ISO-3 country code like FRA or USA, or USA/CA, CAN/QC; " + WHERE_TO_SET
+HOW_TO_SET = (
+    "use an ISO-3 country code like FRA or USA, or USA/CA, CAN/QC, gcp:europe-west9; "
+    + WHERE_TO_SET
+)
+# Cloud providers whose regions the cloud table (cloud/impact.csv) lists, by the names a
+# user may write before the colon.
+CLOUD_PROVIDERS = {"GCP": "gcp", "GOOGLE": "gcp", "GOOGLE CLOUD": "gcp"}
 
 CANADA_PROVINCES = {
     "AB": "alberta", "BC": "british columbia", "MB": "manitoba", "NB": "new brunswick",
@@ -82,20 +103,25 @@ class UnknownRegion(UserError, ValueError):
 class Intensity:
     """A grid carbon intensity (g CO2e/kWh) and where it came from."""
 
-    region: str  # canonical: "FRA", "USA/CA", "CAN/QC", "WORLD", or "custom"
+    region: str  # canonical: "FRA", "USA/CA", "CAN/QC", "gcp:europe-west9", "WORLD", "custom"
     g_per_kwh: float
     source: str
-    year: int | None = None
-    data_version: str | None = None  # e.g. "codecarbon 3.3.2"; None for user figures
+    year: int | None = None  # the data year; None when unknown or mixed (the world average)
+    data_version: str | None = None  # the grid data's provenance; None for user figures
+    boundary: str | None = None  # "lifecycle" | "direct"; None: not stated (user-supplied)
 
     @classmethod
     def custom(
         cls,
         g_per_kwh: float,
-        label: str = "user override (market-based)",
+        label: str = USER_SUPPLIED,
         region: str = "custom",
     ) -> Intensity:
-        """A user-stated intensity (market-based, a PPA, a measured local mix), labelled."""
+        """A user-supplied intensity, labelled as such, keeping the region the user gave.
+
+        It may be market-based, a PPA or a measured local mix: ecotrain cannot tell, so it
+        says "user-supplied" and leaves the boundary unstated.
+        """
         try:
             value = float(g_per_kwh)
         except (TypeError, ValueError):
@@ -107,25 +133,14 @@ class Intensity:
         return cls(region=region, g_per_kwh=value, source=label)
 
 
-@cache
 def data_dir() -> Path:
-    """codecarbon's data folder, found without importing codecarbon."""
-    spec = importlib.util.find_spec("codecarbon")
-    if spec is None or not spec.submodule_search_locations:
-        raise UnknownRegion("codecarbon's data files are missing: pip install codecarbon")
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
+    """The shipped copy of codecarbon's data folder (ecotrain/data/codecarbon)."""
+    return DATA_DIR
 
 
-@cache
 def data_version() -> str:
-    """The codecarbon version whose data files are used, e.g. ``"codecarbon 3.3.2"``."""
-    # Read from its _version.py: importlib.metadata costs ~30 ms on the run path.
-    try:
-        text = (data_dir().parent / "_version.py").read_text()
-        match = re.search(r"""__version__\s*=\s*["']([^"']+)""", text)
-        return f"codecarbon {match.group(1)}" if match else "codecarbon (unknown version)"
-    except (OSError, UnknownRegion):
-        return "codecarbon (unknown version)"
+    """Where the grid data comes from, e.g. ``"codecarbon 3.3.2 data files (shipped ...)"``."""
+    return DATA_VERSION
 
 
 @cache
@@ -134,7 +149,7 @@ def _json(relative: str) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise UnknownRegion(f"cannot read codecarbon data file {path}: {e}") from None
+        raise UnknownRegion(f"cannot read grid data file {path}: {e}") from None
 
 
 def _countries() -> dict[str, dict]:
@@ -169,15 +184,20 @@ def world_average() -> Intensity:
         g = sum(v["carbon_intensity"] * v["total_TWh"] for v in rows) / total
         years = sorted({v["year"] for v in rows if v.get("year")})
     except (UnknownRegion, ZeroDivisionError, TypeError, KeyError):
-        return Intensity("WORLD", WORLD_FALLBACK_G_PER_KWH, WORLD_FALLBACK_SOURCE)
+        return Intensity(
+            "WORLD", WORLD_FALLBACK_G_PER_KWH, WORLD_FALLBACK_SOURCE, boundary=LIFECYCLE
+        )
+    # The rows are each country's latest year, not one year: say the range, claim no year.
+    span = f"{years[0]}-{years[-1]}" if len(years) > 1 else (str(years[0]) if years else "?")
     return Intensity(
         region="WORLD",
         g_per_kwh=g,
-        source=f"world average: generation-weighted mean of {len(rows)} countries in "
-        "codecarbon global_energy_mix.json (Our World in Data/Ember), used because no "
-        "region is configured",
-        year=years[-1] if years else None,
+        source=f"world average: generation-weighted mean of {len(rows)} countries' latest "
+        f"rows (data years {span}) in codecarbon global_energy_mix.json (Our World in "
+        "Data/Ember, lifecycle), used because no region is configured",
+        year=None,
         data_version=data_version(),
+        boundary=LIFECYCLE,
     )
 
 
@@ -189,10 +209,11 @@ def _usa(state: str) -> Intensity:
             return Intensity(
                 region=f"USA/{entry['regionCode']}",
                 g_per_kwh=entry["emissions"] * LBS_PER_MWH_TO_G_PER_KWH,
-                source=f"EPA eGRID{year} state CO2e output rate, lbs/MWh x 0.45359 "
-                "(codecarbon usa_emissions.json)",
+                source=f"EPA eGRID{year} state CO2e output rate, direct emissions, "
+                "lbs/MWh x 0.45359 (codecarbon usa_emissions.json)",
                 year=year,
                 data_version=data_version(),
+                boundary=DIRECT,
             )
     choices = {v["regionCode"]: f"USA/{v['regionCode']}" for v in states.values()}
     choices.update({k: f"USA/{v['regionCode']}" for k, v in states.items()})
@@ -230,6 +251,7 @@ def _canada(province: str) -> Intensity:
         "sources included (codecarbon canada_energy_mix.json, carbon_intensity_per_source.json)",
         year=2023,
         data_version=data_version(),
+        boundary=LIFECYCLE,
     )
 
 
@@ -239,10 +261,50 @@ def _country(iso3: str) -> Intensity:
     return Intensity(
         region=iso3,
         g_per_kwh=float(entry["carbon_intensity"]),
-        source=f"national grid mix {year} (Our World in Data/Ember, codecarbon "
+        source=f"national grid mix {year}, lifecycle (Our World in Data/Ember, codecarbon "
         "global_energy_mix.json)",
         year=year,
         data_version=data_version(),
+        boundary=LIFECYCLE,
+    )
+
+
+@cache
+def _cloud_rows() -> dict[str, dict[str, str]]:
+    """``"gcp:europe-west9"`` -> its row of cloud/impact.csv (the file starts with a BOM)."""
+    path = data_dir() / "cloud" / "impact.csv"
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise UnknownRegion(f"cannot read grid data file {path}: {e}") from None
+    return {f"{r['provider'].strip().lower()}:{r['region'].strip().lower()}": r for r in rows}
+
+
+def _cloud(provider: str, region: str) -> Intensity:
+    rows = _cloud_rows()
+    key = f"{provider}:{region.strip().lower()}"
+    row = rows.get(key)
+    if row is None:
+        choices = {k.split(":", 1)[1]: k for k in rows if k.startswith(provider + ":")}
+        raise UnknownRegion(
+            _message(
+                key,
+                region,
+                choices,
+                f"use one of the {len(choices)} {provider} regions "
+                "in the cloud table, e.g. gcp:europe-west9; " + WHERE_TO_SET,
+            )
+        )
+    where = ", ".join(x for x in (row.get("city"), row.get("country_name")) if x)
+    return Intensity(
+        region=key,
+        g_per_kwh=float(row["impact"]),
+        source=f"{row['providerName']} region {row['region']} ({where}): grid carbon "
+        f"intensity, operational (direct) emissions, as published at {row['source']} "
+        "(codecarbon cloud/impact.csv)",
+        data_version=data_version(),
+        boundary=DIRECT,
     )
 
 
@@ -265,9 +327,10 @@ def canonical_region(region: str) -> str:
 def resolve_intensity(region: str | None) -> Intensity:
     """The location-based intensity of ``region``; None or "" gives the stated world average.
 
-    Accepts ISO-3 codes in any case (``FRA``, ``fra``), country names (``France``), and
+    Accepts ISO-3 codes in any case (``FRA``, ``fra``), country names (``France``),
     sub-national regions ``USA/CA`` (or ``USA-CA``, ``US/California``) and ``CAN/QC``
-    (or ``Canada/Quebec``). Anything else raises :class:`UnknownRegion`.
+    (or ``Canada/Quebec``), and Google Cloud regions ``gcp:europe-west9``. Anything else
+    raises :class:`UnknownRegion`.
     """
     if region is None or not str(region).strip():
         return world_average()
@@ -284,6 +347,14 @@ def resolve_intensity(region: str | None) -> Intensity:
             return _usa(sub)
         if head.upper() in _CANADA:
             return _canada(sub)
+        if head.upper() in CLOUD_PROVIDERS:
+            return _cloud(CLOUD_PROVIDERS[head.upper()], sub)
+        if head.upper() in {"AWS", "AZURE"}:
+            raise UnknownRegion(
+                f"unknown region {text!r}: the cloud table has Google Cloud regions only "
+                "(gcp:<region>); for other clouds give the country or US state of the data "
+                "centre, e.g. USA/VA, or --intensity; " + WHERE_TO_SET
+            )
         country = _country_code(head)
         if country is not None:
             raise UnknownRegion(
@@ -313,9 +384,10 @@ def _message(shown: str, text: str, choices: dict[str, str], how: str) -> str:
 
 
 def list_regions() -> list[str]:
-    """Every region code the lookup accepts: ISO-3 countries, then USA/xx, then CAN/xx."""
+    """Every region code the lookup accepts: ISO-3 countries, USA/xx, CAN/xx, then gcp:xx."""
     usa = sorted(f"USA/{v['regionCode']}" for v in _usa_states().values())
-    return sorted(_countries()) + usa + [f"CAN/{c}" for c in sorted(CANADA_PROVINCES)]
+    canada = [f"CAN/{c}" for c in sorted(CANADA_PROVINCES)]
+    return sorted(_countries()) + usa + canada + sorted(_cloud_rows())
 
 
 def _zone_name() -> str | None:

@@ -337,38 +337,6 @@ def print_savings(items: list, mode: str, as_json: bool = False) -> None:
         console.print(f"  {a.assumption}", markup=False)
 
 
-def print_estimate(est: Any, as_json: bool = False) -> None:
-    """`ecotrain estimate`: the what-if figures and their basis."""
-    acc = est.accounting
-    data = {
-        "gpu": est.gpu.key,
-        "gpu_hours": est.gpu_hours,
-        "basis": est.basis,
-        "power_w": est.gpu.power_w,
-        "it_energy_kwh": acc.it_energy_kwh,
-        "pue": acc.site.pue,
-        "facility_energy_kwh": acc.facility_energy_kwh,
-        "region": acc.site.intensity.region,
-        "intensity_g_per_kwh": acc.site.intensity.g_per_kwh,
-        "co2_kg": acc.co2_kg,
-        "cost_usd": acc.cost_usd,
-        "price_source": acc.price_source,
-    }
-    if as_json:
-        print_json(data)
-        return
-    print_mapping(
-        {
-            "GPU-hours": f"{est.gpu_hours:,.1f} ({est.basis})",
-            "IT energy": f"{fmt_energy(acc.it_energy_kwh)} at {est.gpu.power_w:g} W board power",
-            "facility energy": f"{fmt_energy(acc.facility_energy_kwh)} (PUE {acc.site.pue:g})",
-            "CO2e": f"{fmt_co2(acc.co2_kg)} at {acc.site.intensity.g_per_kwh:.4g} g/kWh "
-            f"({acc.site.intensity.region})",
-            "cost": f"{fmt_usd(acc.cost_usd)} ({acc.site.cost_method}, {acc.price_source})",
-        }
-    )
-
-
 def print_spool(directory: Any, files: list) -> None:
     """`ecotrain sync --status`: the records waiting in the spool and where they go."""
     from ecotrain.store.engine import mask_url

@@ -64,6 +64,7 @@ def test_as_record_is_exactly_the_runs_columns() -> None:
         "region",
         "intensity_g_per_kwh",
         "intensity_source",
+        "intensity_boundary",
         "co2_kg",
         "cost_usd",
         "cost_method",
@@ -171,7 +172,7 @@ def test_site_configured_values() -> None:
     assert s.intensity.region == "USA/CA"
     custom = site_from_settings({"region": "FRA", "intensity": 20})
     assert custom.intensity.g_per_kwh == 20 and custom.intensity.region == "FRA"
-    assert custom.intensity.source == "user override (market-based)"
+    assert custom.intensity.source == "user-supplied" and custom.intensity.boundary is None
     cloud = site_from_settings({"cost_method": "gpu_hour", "gpu_model": "NVIDIA H100 80GB HBM3"})
     assert cloud.price == pytest.approx(6.76) and "p5" in cloud.price_source
     per_run = site_from_settings({"region": "FRA", "cost_method": "gpu_hour"})

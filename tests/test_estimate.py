@@ -136,3 +136,47 @@ def test_bad_input_is_one_line_error(kwargs: dict) -> None:
     with pytest.raises(EstimateError) as e:
         estimate("H100", SITE, **kwargs)
     assert isinstance(e.value, ValueError) and "\n" not in str(e.value)
+
+
+def test_table_says_tdp_or_measured_and_cites_each_row() -> None:
+    for key, gpu in known_gpus().items():
+        assert gpu.power_kind in ("tdp", "measured-average"), key
+        assert gpu.source and gpu.power_w > 0, key
+    # TPU v3: no public TDP; 220 W (listed before) was a TPU v2 figure. Patterson et al. 2021
+    # Table 4 gives 310 W average per chip for T5.
+    tpu = known_gpus()["TPUv3"]
+    assert tpu.power_w == 310 and tpu.power_kind == "measured-average"
+    assert "Patterson" in tpu.source
+    # PCIe and SXM parts are told apart: Stable Diffusion's A100 PCIe 40GB is 250 W.
+    assert find_gpu("NVIDIA A100-PCIE-40GB").power_w == 250
+    assert find_gpu("A100-40GB").power_w == 400
+    v100 = known_gpus()["V100"]
+    assert v100.power_w == 300 and v100.measured_w == 330 and "Table 4" in v100.measured_source
+
+
+def test_stated_power_overrides_the_table_and_is_listed_as_given() -> None:
+    est = estimate("A100-80GB", SITE, gpu_hours=1_038_336, power_w=350)
+    assert est.accounting.it_energy_kwh == pytest.approx(363_417.6)  # 350 W, not 400 W
+    inputs = {i.name: i for i in est.inputs}
+    assert inputs["power_w"].given and inputs["power_w"].value == 350
+    assert est.power_basis == "350 W per accelerator (given)"
+    default = estimate("A100-80GB", SITE, gpu_hours=10)
+    assert not {i.name: i for i in default.inputs}["power_w"].given
+    assert "A100-80GB TDP" in default.power_basis
+
+
+def test_days_and_system_power() -> None:
+    est = estimate("V100", SITE, gpus=64, days=79 / 24, system_power_w=12_041.51)
+    assert est.gpu_hours == pytest.approx(5056)
+    assert est.accounting.it_energy_kwh == pytest.approx(951.279, abs=0.001)
+    assert est.power_w is None and "total system power" in est.power_basis
+    with pytest.raises(EstimateError, match="wall-clock"):
+        estimate("V100", SITE, gpu_hours=5056, system_power_w=12_041.51)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 0.0, -1.0])
+def test_non_finite_or_non_positive_numbers_refused(value: float) -> None:
+    for kwargs in ({"hours": value}, {"gpu_hours": value}, {"gpu_hours": 1, "power_w": value}):
+        with pytest.raises(EstimateError) as e:
+            estimate("H100", SITE, **kwargs)
+        assert "\n" not in str(e.value)

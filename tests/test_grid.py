@@ -1,4 +1,4 @@
-"""Grid carbon intensity from codecarbon's data files, against the files and by hand."""
+"""Grid carbon intensity from the shipped codecarbon data files, against the files and by hand."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def test_country_intensity_is_the_files_value() -> None:
     assert fra.g_per_kwh == pytest.approx(56, abs=5)  # nuclear-heavy grid
     assert fra.region == "FRA" and fra.year == entry["year"]
     assert "global_energy_mix" in fra.source
-    assert fra.data_version == data_version() and data_version().startswith("codecarbon ")
+    assert fra.data_version == data_version() and data_version().startswith("codecarbon 3.3.2")
+    assert fra.boundary == "lifecycle" and "lifecycle" in fra.source
     # Any case, or the country's name as the file spells it.
     assert resolve_intensity("fra") == fra
     assert resolve_intensity(" France ") == fra
@@ -49,6 +50,8 @@ def test_us_state_converts_lbs_per_mwh() -> None:
     assert ca.g_per_kwh == pytest.approx(lbs * 0.45359237, rel=1e-12)
     assert ca.g_per_kwh == pytest.approx(394.769 * 0.453592, rel=1e-5)  # the 2023 figure
     assert ca.region == "USA/CA" and "eGRID" in ca.source and ca.year == 2023
+    # eGRID output rates count combustion at the plant only: a direct figure, said so.
+    assert ca.boundary == "direct" and "direct" in ca.source
     for spelling in ("USA-CA", "usa/ca", "US/California", "US-CA", "United States/California"):
         assert resolve_intensity(spelling) == ca, spelling
 
@@ -63,6 +66,9 @@ def test_canadian_province_from_mix_and_factors() -> None:
     assert by_hand == pytest.approx(31.23, abs=0.01)
     assert qc.g_per_kwh == pytest.approx(by_hand, rel=1e-12)
     assert qc.region == "CAN/QC" and qc.year == 2023
+    # Lifecycle factors, like the national (Ember) figure; the fossil share alone (direct)
+    # would be ~4 g/kWh: the boundary is what separates the two, so it is stored.
+    assert qc.boundary == "lifecycle" and "lifecycle" in qc.source
     assert resolve_intensity("Canada/Quebec") == qc
     assert resolve_intensity("can-qc") == qc
     # Ontario's nuclear share makes it several times Quebec's, well under Alberta's gas grid.
@@ -79,6 +85,11 @@ def test_world_average_is_computed_from_the_country_file() -> None:
     assert world.g_per_kwh == pytest.approx(weighted)
     assert world.g_per_kwh == pytest.approx(481, abs=15)
     assert world.region == "WORLD" and "no region is configured" in world.source
+    # The rows are each country's latest year (2009 to 2023): no single year is claimed.
+    years = sorted({v["year"] for v in countries.values()})
+    assert (years[0], years[-1]) == (2009, 2023)
+    assert world.year is None and "data years 2009-2023" in world.source
+    assert world.boundary == "lifecycle"
     assert resolve_intensity(None) == world == resolve_intensity("") == resolve_intensity("world")
 
 
@@ -104,7 +115,9 @@ def test_unknown_region_message_is_one_line_with_suggestions() -> None:
 
 def test_custom_intensity_is_labelled() -> None:
     custom = Intensity.custom(20)
-    assert custom.g_per_kwh == 20.0 and custom.source == "user override (market-based)"
+    assert custom.g_per_kwh == 20.0 and custom.source == "user-supplied"
+    assert custom.boundary is None  # ecotrain cannot know a user figure's boundary
+    assert Intensity.custom(20, region="USA/CA").region == "USA/CA"
     assert Intensity.custom(35, "PPA 2025").source == "PPA 2025"
     with pytest.raises(ValueError):
         Intensity.custom(-1)
@@ -112,9 +125,54 @@ def test_custom_intensity_is_labelled() -> None:
         Intensity.custom(float("nan"))
 
 
+def test_cloud_region_from_the_cloud_table() -> None:
+    paris = resolve_intensity("gcp:europe-west9")
+    assert paris.region == "gcp:europe-west9" and paris.g_per_kwh == 34.0  # impact.csv row
+    assert "cloud.google.com/sustainability/region-carbon" in paris.source
+    assert "Paris" in paris.source and paris.boundary == "direct"
+    assert resolve_intensity("GCP/us-central1").g_per_kwh == 430.0
+    assert resolve_intensity("google:northamerica-northeast1").g_per_kwh == 2.0
+    with pytest.raises(UnknownRegion, match="gcp:europe-west"):
+        resolve_intensity("gcp:europe-west99")  # close matches offered
+    with pytest.raises(UnknownRegion, match="Google Cloud regions only"):
+        resolve_intensity("aws:us-east-1")
+
+
+def test_data_files_ship_with_ecotrain_and_need_no_codecarbon() -> None:
+    import subprocess
+
+    from ecotrain.sensors.cpu_model import cpu_power_csv
+
+    root = data_dir()
+    assert root.parts[-2:] == ("data", "codecarbon") and (root / "LICENSE").is_file()
+    assert "MIT License" in (root / "LICENSE").read_text()
+    for relative in (
+        "private_infra/global_energy_mix.json",
+        "private_infra/2023/usa_emissions.json",
+        "private_infra/2023/canada_energy_mix.json",
+        "private_infra/carbon_intensity_per_source.json",
+        "cloud/impact.csv",
+        "hardware/cpu_power.csv",
+    ):
+        assert (root / relative).is_file(), relative
+        assert relative in (root / "README.md").read_text()  # attribution names each file
+    assert cpu_power_csv() == root / "hardware" / "cpu_power.csv"
+    # With codecarbon made unimportable, every lookup still works.
+    code = (
+        "import sys; sys.modules['codecarbon'] = None\n"
+        "from ecotrain.grid import resolve_intensity\n"
+        "from ecotrain.sensors.cpu_model import load_cpu_table\n"
+        "print(resolve_intensity('FRA').g_per_kwh, resolve_intensity('gcp:europe-west9')"
+        ".g_per_kwh, len(load_cpu_table()) > 4000)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split() == ["56.039", "34.0", "True"], out.stderr
+
+
 def test_list_regions() -> None:
     regions = list_regions()
     assert {"FRA", "USA", "USA/CA", "USA/TX", "CAN/QC", "CAN/ON"} <= set(regions)
+    assert "gcp:europe-west9" in regions
     assert len(regions) == len(set(regions))
     for region in ("FRA", "USA/NY", "CAN/BC"):
         assert resolve_intensity(region).region == region

@@ -5,15 +5,14 @@ number of logical CPUs, so over a run ``E = TDP x cpu_seconds / n_logical``. Idl
 the socket is not charged to the run (other tenants share it), unlike codecarbon's
 ``0.1 + 0.9·load³`` whole-machine curve.
 
-TDP comes from codecarbon's ``data/hardware/cpu_power.csv`` (columns Name,TDP), read from
-disk without importing codecarbon (that import initialises NVML and pandas). Unknown CPUs
-get codecarbon's own fallback, 4 W per logical thread, and say so in ``tdp_source``.
+TDP comes from codecarbon's CPU table ``hardware/cpu_power.csv`` (columns Name,TDP), shipped
+in ecotrain/data/codecarbon (MIT; codecarbon itself is not needed). Unknown CPUs get
+codecarbon's own fallback, 4 W per logical thread, and say so in ``tdp_source``.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
 import re
 from functools import lru_cache
@@ -41,13 +40,13 @@ def normalise_cpu_name(name: str) -> str:
     return " ".join(s.replace(",", " ").split())
 
 
+# The shipped copy (ecotrain/data/codecarbon/README.md says where it comes from).
+CPU_POWER_CSV = Path(__file__).parent.parent / "data" / "codecarbon" / "hardware" / "cpu_power.csv"
+
+
 def cpu_power_csv() -> Path | None:
-    """Where codecarbon's CPU table is, or None if codecarbon is not installed."""
-    spec = importlib.util.find_spec("codecarbon")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "hardware" / "cpu_power.csv"
-    return path if path.is_file() else None
+    """Where the CPU table is, or None if the file is missing (a broken install)."""
+    return CPU_POWER_CSV if CPU_POWER_CSV.is_file() else None
 
 
 @lru_cache(maxsize=4)

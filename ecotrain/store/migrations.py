@@ -29,8 +29,16 @@ def _v2_progress_prediction(conn: Connection) -> None:
     _add_columns(conn, "runs", {"progress": json_type, "prediction": json_type})
 
 
+def _v3_intensity_boundary(conn: Connection) -> None:
+    # Whether a run's grid intensity counts lifecycle or direct emissions (issue 13).
+    _add_columns(conn, "runs", {"intensity_boundary": "VARCHAR(16)"})
+
+
 # version -> step that brings a database from version-1 to version.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_progress_prediction}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _v2_progress_prediction,
+    3: _v3_intensity_boundary,
+}
 
 
 def current_version(conn: Connection) -> int | None:

@@ -22,7 +22,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -79,6 +79,7 @@ runs = Table(
     Column("region", String(64)),
     Column("intensity_g_per_kwh", Float),
     Column("intensity_source", Text),
+    Column("intensity_boundary", String(16)),  # lifecycle | direct; NULL: not stated (user)
     Column("co2_kg", Float),
     Column("cost_usd", Float),
     Column("cost_method", String(16)),  # electricity | gpu_hour
