@@ -192,6 +192,7 @@ class track:  # noqa: N801 - reads as a function: `with ecotrain.track(...)`
         else:
             self._start(run)
         run.status = "running"
+        _attach_loggers(run)
         return run
 
     def _attach(self, run: Run, outer: str) -> None:
@@ -278,6 +279,19 @@ class track:  # noqa: N801 - reads as a function: `with ecotrain.track(...)`
 
         wrapper.last_run = None  # type: ignore[attr-defined]
         return wrapper
+
+
+def _attach_loggers(run: Run) -> None:
+    """Active MLflow / W&B runs of this process get the run's figures (when imported)."""
+    if "mlflow" not in sys.modules and "wandb" not in sys.modules:
+        return  # the common case: nothing to look for, nothing imported
+    try:
+        from ecotrain.integrations import attach_loggers
+
+        attach_loggers(run)
+    except Exception as e:  # noqa: BLE001 - a logger never breaks the tracked code
+        if run._recorder is not None:
+            run._recorder.notes.append(f"loggers: {_one_line(e)}")
 
 
 def _cpu_seconds() -> float:

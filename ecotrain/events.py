@@ -12,6 +12,7 @@ bytes in append mode, so lines from several processes (DDP ranks) never interlea
     {"type": "checkpoint", "t": 1732350000.12, "path": "/abs/ckpt.safetensors",
      "role": "produced"}                       # role: produced | consumed
     {"type": "attach",     "t": 1732350000.12, "pid": 4242, "project": "bert-distill"}
+    {"type": "mlflow",     "t": 1732350000.12, "run_id": "9ae5…", "tracking_uri": "file:…"}
 
 ``t`` is Unix time (seconds). Unknown types and malformed lines are skipped by readers, so
 other features (e.g. the lineage audit hook) may add their own types to the same file. The
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-EVENT_TYPES = ("progress", "epoch", "checkpoint", "attach")
+EVENT_TYPES = ("progress", "epoch", "checkpoint", "attach", "mlflow")
 
 
 def events_dir() -> Path:

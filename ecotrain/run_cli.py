@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expected-duration", help="expected run time (2h), for the prediction")
     p.add_argument("--live", action="store_true", help="progress line on stderr (terminal)")
     p.add_argument("--live-every", type=float, default=10.0, help="seconds between lines")
+    p.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="log energy, CO2e, cost to MLflow (a new run, or $MLFLOW_RUN_ID's; [mlflow] extra)",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return p
 
@@ -131,7 +136,12 @@ def main(args: list[str]) -> int:
             else None
         ),
         live_every_s=max(0.5, ns.live_every) if ns.live else None,
+        mlflow=ns.mlflow,
     )
+    if ns.mlflow:
+        from ecotrain.extras import require
+
+        require("mlflow", "ecotrain run --mlflow")
     return Monitor(options, site).run()
 
 

@@ -73,6 +73,14 @@ class RunWatch:
             t_unix = event.get("t") if _is_number(event.get("t")) else time.time()
             elapsed = max(0.0, t_unix - self.t0_unix)
             self.progress.report(elapsed, self.rec.energy_j(), step, total, kind)
+            self.rec.reporter.step(step, self.rec.logger_metrics)
+        elif kind == "mlflow":
+            # code inside the run has an MLflow run active: log this run's figures to it
+            run_id, uri = event.get("run_id"), event.get("tracking_uri")
+            if isinstance(run_id, str) and run_id:
+                from ecotrain.integrations.mlflow import MlflowSink
+
+                self.rec.reporter.add(lambda: MlflowSink(run_id, uri), f"mlflow:{run_id}")
         elif kind == "checkpoint":
             path, role = event.get("path"), event.get("role", "produced")
             if not isinstance(path, str) or role not in ("produced", "consumed"):

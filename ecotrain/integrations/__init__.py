@@ -59,9 +59,7 @@ class Sink(Protocol):
     def log(self, metrics: dict[str, float], step: int | None) -> None:
         """Per-step figures (``step`` None when progress is unknown)."""
 
-    def final(
-        self, metrics: dict[str, float], run_id: str, step: int | None, status: str
-    ) -> None:
+    def final(self, metrics: dict[str, float], run_id: str, step: int | None, status: str) -> None:
         """The run's final figures, its ecotrain run id and status."""
 
 
@@ -88,6 +86,35 @@ def active_sinks() -> list[Sink]:
     return sinks
 
 
+def sink_key(sink: Sink) -> str:
+    """``<logger>:<its run id>``: one destination, whoever found it."""
+    return f"{sink.name}:{getattr(sink, 'run_id', id(sink))}"
+
+
+def attach_loggers(run: Any) -> None:
+    """Look again for active MLflow / W&B runs for an ``ecotrain.track`` run (they may have
+    started after it: HF's MLflow callback starts its run when training begins).
+
+    Standalone, new sinks join the run's reporter. Attached to an `ecotrain run`, the active
+    MLflow run is reported to the wrapper through the events file; the wrapper logs to it.
+    """
+    import sys
+
+    rec = getattr(run, "_recorder", None)
+    if rec is not None:
+        for sink in active_sinks():
+            rec.reporter.add(lambda sink=sink: sink, sink_key(sink))
+    elif getattr(run, "attached_to", None) and "mlflow" in sys.modules:
+        from ecotrain.integrations.mlflow import active_run_ref
+
+        ref = active_run_ref()
+        if ref is not None and ref["run_id"] != getattr(run, "_mlflow_reported", None):
+            from ecotrain.events import append_event
+
+            append_event(run.attached_to, {"type": "mlflow", **ref})
+            run._mlflow_reported = ref["run_id"]
+
+
 class Reporter:
     """Sends one run's figures to its sinks from a background thread.
 
@@ -105,11 +132,20 @@ class Reporter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._pending = 0  # sinks being made on the thread
+        self.keys: set[str] = {sink_key(sink) for sink in self.sinks}
         self._ended = False
 
-    def add(self, factory: Callable[[], Sink]) -> None:
+    def __bool__(self) -> bool:
+        """True once any destination is known (made or being made)."""
+        return bool(self.keys)
+
+    def add(self, factory: Callable[[], Sink], key: str) -> None:
         """Log to one more sink from now on, made by ``factory`` on the logging thread (its
-        import of the logger may take seconds and must not hold up the caller)."""
+        import of the logger may take seconds and must not hold up the caller). ``key``
+        (e.g. ``mlflow:<run id>``) makes a second add of the same destination a no-op."""
+        if key in self.keys:
+            return
+        self.keys.add(key)
         self._pending += 1
         self._put(("add", factory, None))
 

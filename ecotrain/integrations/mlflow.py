@@ -33,9 +33,7 @@ class MlflowSink:
         batch = [Metric(key, value, ts, step or 0) for key, value in metrics.items()]
         self.client.log_batch(self.run_id, metrics=batch)
 
-    def final(
-        self, metrics: dict[str, float], run_id: str, step: int | None, status: str
-    ) -> None:
+    def final(self, metrics: dict[str, float], run_id: str, step: int | None, status: str) -> None:
         """Final figures (at the last step logged) and the ``ecotrain.run_id`` tag; a run
         this sink created is ended with the command's status."""
         self.client.set_tag(self.run_id, RUN_ID_TAG, run_id)

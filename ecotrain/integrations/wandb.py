@@ -29,9 +29,7 @@ class WandbSink:
             row[PREFIX + "step"] = step
         self.run.log(row, commit=True)
 
-    def final(
-        self, metrics: dict[str, float], run_id: str, step: int | None, status: str
-    ) -> None:
+    def final(self, metrics: dict[str, float], run_id: str, step: int | None, status: str) -> None:
         """Final figures into the summary, with the ecotrain run id."""
         self.run.summary.update({**metrics, RUN_ID_TAG: run_id})
 
