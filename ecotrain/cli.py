@@ -520,6 +520,9 @@ def dashboard(
     ] = "127.0.0.1",
 ) -> None:
     """Open the lab dashboard (Streamlit) on the database, read-only."""
+    from ecotrain.extras import require
+
+    require("dashboard", "ecotrain dashboard")
     import os
     import subprocess
     from importlib.resources import as_file, files
