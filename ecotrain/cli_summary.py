@@ -84,7 +84,7 @@ def _filters_text(*values: Any) -> str:
 @app.command()
 def compare(
     runs: Annotated[
-        list[str], typer.Argument(metavar="RUN RUN...", help="Two or more run ids (or prefixes).")
+        list[str], typer.Argument(metavar="RUN", help="Two or more run ids (or prefixes).")
     ],
     db: DbOpt = None,
     as_json: JsonOpt = False,
