@@ -209,3 +209,23 @@ def test_wandb_offline_run_gets_history_and_summary(
     energies = [r["ecotrain/energy_kwh"] for r in rows]
     assert energies == sorted(energies) and energies[-1] <= run.facility_energy_kwh
     assert (Path(wb.dir).parent / f"run-{wb.id}.wandb").stat().st_size > 0
+
+
+def test_callbacks_find_a_run_the_trainer_started_later(replay: None, mlflow_store: str) -> None:
+    # HF's MLflowCallback starts its run at train begin, after ecotrain's run has started
+    import mlflow
+
+    from ecotrain.callbacks import ProgressReporter
+
+    with ecotrain.track(quiet=True) as run:
+        reporter = ProgressReporter(run)
+        with mlflow.start_run() as active:
+            for step in range(1, 4):
+                time.sleep(0.05)
+                reporter.step(step, 3)
+    client = _client(mlflow_store)
+    steps = {m.step for m in client.get_metric_history(active.info.run_id, "ecotrain/co2_kg")}
+    assert {1, 2, 3} <= steps
+    got = client.get_run(active.info.run_id)
+    assert got.data.tags["ecotrain.run_id"] == run.run_id
+    assert got.data.metrics["ecotrain/co2_kg"] == pytest.approx(run.co2_kg)
