@@ -202,6 +202,7 @@ def sync(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     db: DbOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Push spooled run records to their database; identify checkpoints still pending."""
     from ecotrain.store import spool
@@ -215,9 +216,15 @@ def sync(
 
     default = _settings(**{"database.url": db})["database.url"]
     results = sync_all(default_target=default, retarget=retarget)
-    failed = False
+    failed = any(errors for _, errors in results.values())
+    if as_json:
+        from ecotrain.output import print_json
+
+        print_json({url: {"written": n, "kept": errs} for url, (n, errs) in results.items()})
+        if failed:
+            raise typer.Exit(1)
+        return
     for url, (pushed, errors) in results.items():
-        failed = failed or bool(errors)
         if not quiet:
             print(f"{url}: {pushed} record(s) written")
             for err in errors:
@@ -236,13 +243,18 @@ def config_show(as_json: JsonOpt = False) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: DbOpt = None) -> None:
+def db_upgrade(db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """Create or migrate the schema to this version."""
     from ecotrain.store.db import Store
     from ecotrain.store.migrations import upgrade
 
     store = Store(_settings(**{"database.url": db})["database.url"], migrate=False)
     before, after = upgrade(store.engine)
+    if as_json:
+        from ecotrain.output import print_json
+
+        print_json({"url": store.display_url, "from": before, "to": after})
+        return
     print(f"{store.display_url}: schema {before if before is not None else 'none'} -> {after}")
 
 

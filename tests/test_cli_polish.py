@@ -136,3 +136,15 @@ def test_since_takes_the_same_forms_everywhere(fx: Path, cmd: list[str]) -> None
         assert "bad date" not in result.stderr, (cmd, since)
     bad = run_cli(*cmd, "--since", "yesterday")
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
+
+
+def test_sync_and_db_upgrade_speak_json(db_path: Path) -> None:
+    up = run_cli("db", "upgrade", "--json")
+    assert up.returncode == 0, up.stderr
+    data = json.loads(up.stdout)
+    assert data["from"] is None and data["to"] >= 1 and data["url"].endswith("ecotrain.db")
+    again = json.loads(run_cli("db", "upgrade", "--json").stdout)
+    assert again["from"] == again["to"] == data["to"]
+    synced = run_cli("sync", "--json")
+    assert synced.returncode == 0, synced.stderr
+    assert all(v == {"written": 0, "kept": []} for v in json.loads(synced.stdout).values())
