@@ -64,6 +64,7 @@ class Run:
         self.unavailable_reason: str | None = None
         self._recorder: ApiRecorder | None = None
         self._parent: Run | None = None
+        self._relay: Any = None  # ecotrain.integrations.FiguresRelay (attached, W&B active)
 
     # -- reporting from inside the block --------------------------------------------------
 
@@ -90,7 +91,9 @@ class Run:
 
             try:
                 append_event(self.attached_to, event)
-            except OSError:
+                if self._relay is not None and event["type"] in ("progress", "epoch"):
+                    self._relay.poll()  # W&B in this process: the wrapper's figures so far
+            except Exception:  # noqa: BLE001
                 pass  # reporting progress must never break training
         elif self._recorder is not None:
             try:
@@ -263,6 +266,11 @@ class track:  # noqa: N801 - reads as a function: `with ecotrain.track(...)`
         run.status = status
         rec = run._recorder
         if rec is None:
+            if run._relay is not None:
+                try:
+                    run._relay.close()
+                except Exception:  # noqa: BLE001 - a logger never breaks the tracked code
+                    pass
             return  # attached: the outer run records it
         rec.stop()
         record = rec.finish(None, status, reason, _cpu_seconds() - self._cpu0)

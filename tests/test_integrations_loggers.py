@@ -3,6 +3,7 @@ figures: per step while it runs, final values and the ecotrain run id at the end
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -229,3 +230,45 @@ def test_callbacks_find_a_run_the_trainer_started_later(replay: None, mlflow_sto
     got = client.get_run(active.info.run_id)
     assert got.data.tags["ecotrain.run_id"] == run.run_id
     assert got.data.metrics["ecotrain/co2_kg"] == pytest.approx(run.co2_kg)
+
+
+WANDB_CHILD = """
+import json, os, sys, time
+import wandb, ecotrain
+wb = wandb.init(project="ecotrain-test", dir=os.environ["WANDB_DIR"])
+rows = []
+real_log = wb.log
+def log(data, *a, **k):
+    if "ecotrain/step" in data:
+        rows.append(dict(data))
+    return real_log(data, *a, **k)
+wb.log = log
+with ecotrain.track() as run:  # attached to the wrapper
+    for step in range(1, 5):
+        time.sleep(0.5)
+        run.progress(step, 4)
+summary = {k: v for k, v in dict(wb.summary).items() if k.startswith("ecotrain")}
+wb.finish()
+print(json.dumps({"rows": rows, "summary": summary}))
+"""
+
+
+def test_wandb_inside_ecotrain_run_gets_the_wrappers_figures(
+    replay: None, isolated: Path, db_path: Path
+) -> None:
+    pytest.importorskip("wandb")
+    env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(isolated)}
+    result = run_cli("run", "--", PY, "-c", WANDB_CHILD, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    (row,) = wait_synced(db_path)
+    steps = [r["ecotrain/step"] for r in out["rows"]]
+    assert steps and steps == sorted(steps) and set(steps) <= {1, 2, 3, 4}
+    assert len(steps) >= 2  # per step, as the wrapper saw the progress
+    energies = [r["ecotrain/energy_kwh"] for r in out["rows"]]
+    assert energies == sorted(energies) and energies[0] > 0
+    assert energies[-1] <= row["facility_energy_kwh"]  # figures so far, never beyond the end
+    assert out["summary"]["ecotrain.run_id"] == row["run_id"]
+    # the shared figures file goes with the run
+    events = Path(os.environ["ECOTRAIN_DATA_DIR"]) / "events"
+    assert not list(events.glob("*.figures.json"))

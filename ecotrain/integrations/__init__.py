@@ -104,15 +104,61 @@ def attach_loggers(run: Any) -> None:
     if rec is not None:
         for sink in active_sinks():
             rec.reporter.add(lambda sink=sink: sink, sink_key(sink))
-    elif getattr(run, "attached_to", None) and "mlflow" in sys.modules:
+        return
+    outer = getattr(run, "attached_to", None)
+    if not outer:
+        return
+    from ecotrain.events import append_event
+
+    if "mlflow" in sys.modules:
         from ecotrain.integrations.mlflow import active_run_ref
 
         ref = active_run_ref()
         if ref is not None and ref["run_id"] != getattr(run, "_mlflow_reported", None):
-            from ecotrain.events import append_event
-
-            append_event(run.attached_to, {"type": "mlflow", **ref})
+            append_event(outer, {"type": "mlflow", **ref})
             run._mlflow_reported = ref["run_id"]
+    if "wandb" in sys.modules and getattr(run, "_relay", None) is None:
+        # W&B lives in this process: the wrapper shares its figures so far through a file
+        from ecotrain.integrations.wandb import active_sink as wandb_sink
+
+        sink = wandb_sink()
+        if sink is not None:
+            run._relay = FiguresRelay(outer, sink)
+            append_event(outer, {"type": "figures_wanted"})
+
+
+class FiguresRelay:
+    """Code inside `ecotrain run` with a W&B run: logs the figures the wrapper shares.
+
+    Checked at each progress report (one small file read, only when it changed); the figures
+    lag the wrapper by at most ``log_every_s`` plus a sampling tick. At the end of the
+    tracked block the latest figures go to the summary (the run's final figures are the
+    wrapper's, recorded after this process ends: ``ecotrain show``).
+    """
+
+    def __init__(self, outer_run_id: str, sink: Sink) -> None:
+        self.outer = outer_run_id
+        self.sink = sink
+        self.seq = 0
+        self.last: dict[str, Any] | None = None
+
+    def poll(self) -> None:
+        """Log the shared figures if the wrapper wrote new ones."""
+        from ecotrain.events import read_figures
+
+        figures = read_figures(self.outer)
+        if not figures or figures.get("seq", 0) <= self.seq:
+            return
+        self.seq = figures["seq"]
+        self.last = figures
+        step = figures.get("step")
+        self.sink.log(figures.get("metrics") or {}, None if step is None else int(step))
+
+    def close(self) -> None:
+        """The latest figures into the summary, with the run id."""
+        self.poll()
+        if self.last is not None:
+            self.sink.final(self.last.get("metrics") or {}, self.outer, None, "running")
 
 
 class Reporter:
