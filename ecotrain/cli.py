@@ -320,6 +320,9 @@ def checkpoints_cmd(
     fps = footprints(store.engine, [row["checkpoint_id"] for row in rows])
     for row in rows:
         row["footprint"] = fps[row["checkpoint_id"]]
+    if not rows and project and not as_json:
+        print(f"no checkpoints read or written by runs of project {project!r}")
+        return
     print_checkpoints(rows, as_json=as_json)
 
 
@@ -550,6 +553,8 @@ def export_cmd(
 @app.command("status")
 def status_cmd(
     project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -558,7 +563,8 @@ def status_cmd(
     from ecotrain.store.queries import RunFilter, list_runs
 
     store = _open_store(db)
-    rows = list_runs(store.engine, RunFilter(project=project, status="running"), limit=1000)
+    flt = RunFilter(project=project, user=user, tags=parse_tags(tag), status="running")
+    rows = list_runs(store.engine, flt, limit=1000)
     print_status(rows, as_json=as_json)
 
 

@@ -123,6 +123,8 @@ def test_checkpoints_project_and_savings_tag(fx: Path) -> None:
     assert {c["name"] for c in alpha} == {"bert-base", "bert-distill"}
     beta = json.loads(run_cli("checkpoints", "--project", "beta", "--json").stdout)
     assert beta == []
+    said = run_cli("checkpoints", "--project", "beta").stdout.strip()
+    assert said == "no checkpoints read or written by runs of project 'beta'"
     tagged = run_cli("savings", "--tag", "lr=3e-4", "--json")
     assert tagged.returncode == 0, tagged.stderr
     untagged = run_cli("savings", "--tag", "lr=1", "--json")
