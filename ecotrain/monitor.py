@@ -570,9 +570,15 @@ class Monitor(Recorder):
         """Log to MLflow: the run of ``mlflow run`` (MLFLOW_RUN_ID, made lazily on the logging
         thread), or with ``--mlflow`` and none, a new run made now and handed to the child
         (its own ``mlflow.start_run()`` then resumes it: one MLflow run, not two)."""
+        from ecotrain.extras import missing
         from ecotrain.integrations import mlflow as ml
 
         run_id, uri = env.get("MLFLOW_RUN_ID"), env.get("MLFLOW_TRACKING_URI")
+        if missing("mlflow"):
+            self.notes.append(
+                "mlflow: not installed, no metrics logged (pip install 'ecotrain[mlflow]')"
+            )
+            return
         if run_id:
             self.reporter.add(lambda: ml.MlflowSink(run_id, uri), f"mlflow:{run_id}")
             return

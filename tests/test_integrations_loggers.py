@@ -175,6 +175,22 @@ def test_mlflow_flag_without_the_extra_is_one_line(tmp_path: Path) -> None:
     ]
 
 
+def test_mlflow_run_id_without_mlflow_installed_is_a_note(tmp_path: Path, db_path: Path) -> None:
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['mlflow'] = None\n")
+    env = {
+        "PYTHONPATH": str(hide) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "MLFLOW_RUN_ID": "0123abcd",
+    }
+    result = run_cli("run", "--", PY, "-c", "pass", env=env)
+    assert result.returncode == 0, result.stderr
+    (row,) = wait_synced(db_path)
+    assert "mlflow: not installed, no metrics logged (pip install 'ecotrain[mlflow]')" in (
+        json.loads(row["notes"])
+    )
+
+
 def test_wandb_offline_run_gets_history_and_summary(
     replay: None, isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
