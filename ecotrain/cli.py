@@ -332,6 +332,7 @@ def savings(
     user: Annotated[str | None, typer.Option(help="Only runs of this user.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
     since: Annotated[str | None, typer.Option(help=SINCE_HELP)] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
     mode: ModeOpt = "reproduce",
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -344,7 +345,9 @@ def savings(
     if mode not in MODES:
         fail(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     store = _open_store(db)
-    flt = RunFilter(project=project, user=user, since=parse_when(since), tags=parse_tags(tag))
+    flt = RunFilter(
+        project=project, user=user, since=parse_when(since), tags=parse_tags(tag), status=status
+    )
     print_savings(avoided_for_runs(store.engine, flt, mode=mode), mode, as_json=as_json)
 
 
@@ -432,6 +435,8 @@ def checkpoint_register(
 @app.command()
 def report(
     project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     run: Annotated[
         list[str] | None, typer.Option("--run", help="Run id (prefix), repeatable.")
     ] = None,
@@ -460,6 +465,8 @@ def report(
     store = _open_store(db)
     flt = RunFilter(
         project=project,
+        user=user,
+        status=status,
         run_ids=run or None,
         tags=parse_tags(tag),
         since=parse_when(since),

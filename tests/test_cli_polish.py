@@ -152,3 +152,14 @@ def test_sync_and_db_upgrade_speak_json(db_path: Path) -> None:
     synced = run_cli("sync", "--json")
     assert synced.returncode == 0, synced.stderr
     assert all(v == {"written": 0, "kept": []} for v in json.loads(synced.stdout).values())
+
+
+def test_report_and_savings_take_user_and_status(fx: Path) -> None:
+    bob = json.loads(run_cli("report", "--user", "bob", "--format", "json").stdout)
+    assert bob["n_runs"] == 2
+    failed = json.loads(run_cli("report", "--status", "failed", "--format", "json").stdout)
+    assert failed["n_runs"] == 1
+    finished = json.loads(run_cli("savings", "--status", "finished", "--json").stdout)
+    assert finished["avoided"] != []
+    none = json.loads(run_cli("savings", "--status", "failed", "--json").stdout)
+    assert none["avoided"] == []
