@@ -396,6 +396,7 @@ def checkpoint_register(
     ] = None,
     pue: Annotated[float | None, typer.Option(help="PUE where it was trained.")] = None,
     db: DbOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """State the footprint of a checkpoint ecotrain did not record."""
     from ecotrain.accounting import site_from_settings
@@ -423,6 +424,11 @@ def checkpoint_register(
         source=source,
         site=site,
     )
+    if as_json:
+        from ecotrain.output import print_json
+
+        print_json(row)
+        return
     print(
         f"registered {row['checkpoint_id'][:23]} ({row['name']}): "
         f"{row['fp_co2_kg']} kg CO2e, {row['fp_energy_kwh']} kWh — {row['footprint_citation']}"

@@ -163,3 +163,15 @@ def test_report_and_savings_take_user_and_status(fx: Path) -> None:
     assert finished["avoided"] != []
     none = json.loads(run_cli("savings", "--status", "failed", "--json").stdout)
     assert none["avoided"] == []
+
+
+def test_checkpoint_register_json(db_path: Path, tmp_path: Path) -> None:
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"hello\n")
+    result = run_cli("checkpoint", "register", str(model), "--co2-kg", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert row["checkpoint_id"] == (
+        "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+    )
+    assert row["fp_co2_kg"] == 3.0
