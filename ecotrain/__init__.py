@@ -14,6 +14,20 @@ __all__ = ["Run", "__version__", "track"]
 _LAZY = {"track": "ecotrain.api", "Run": "ecotrain.api"}
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext ecotrain``: the ``%ecotrain`` / ``%%ecotrain`` magics."""
+    from ecotrain.integrations.notebook import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext ecotrain``."""
+    from ecotrain.integrations.notebook import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

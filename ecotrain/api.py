@@ -64,6 +64,7 @@ class Run:
         self.unavailable_reason: str | None = None
         self._recorder: ApiRecorder | None = None
         self._parent: Run | None = None
+        self._relay: Any = None  # ecotrain.integrations.FiguresRelay (attached, W&B active)
 
     # -- reporting from inside the block --------------------------------------------------
 
@@ -90,7 +91,9 @@ class Run:
 
             try:
                 append_event(self.attached_to, event)
-            except OSError:
+                if self._relay is not None and event["type"] in ("progress", "epoch"):
+                    self._relay.poll()  # W&B in this process: the wrapper's figures so far
+            except Exception:  # noqa: BLE001
                 pass  # reporting progress must never break training
         elif self._recorder is not None:
             try:
@@ -192,6 +195,7 @@ class track:  # noqa: N801 - reads as a function: `with ecotrain.track(...)`
         else:
             self._start(run)
         run.status = "running"
+        _attach_loggers(run)
         return run
 
     def _attach(self, run: Run, outer: str) -> None:
@@ -262,6 +266,11 @@ class track:  # noqa: N801 - reads as a function: `with ecotrain.track(...)`
         run.status = status
         rec = run._recorder
         if rec is None:
+            if run._relay is not None:
+                try:
+                    run._relay.close()
+                except Exception:  # noqa: BLE001 - a logger never breaks the tracked code
+                    pass
             return  # attached: the outer run records it
         rec.stop()
         record = rec.finish(None, status, reason, _cpu_seconds() - self._cpu0)
@@ -278,6 +287,19 @@ class track:  # noqa: N801 - reads as a function: `with ecotrain.track(...)`
 
         wrapper.last_run = None  # type: ignore[attr-defined]
         return wrapper
+
+
+def _attach_loggers(run: Run) -> None:
+    """Active MLflow / W&B runs of this process get the run's figures (when imported)."""
+    if "mlflow" not in sys.modules and "wandb" not in sys.modules:
+        return  # the common case: nothing to look for, nothing imported
+    try:
+        from ecotrain.integrations import attach_loggers
+
+        attach_loggers(run)
+    except Exception as e:  # noqa: BLE001 - a logger never breaks the tracked code
+        if run._recorder is not None:
+            run._recorder.notes.append(f"loggers: {_one_line(e)}")
 
 
 def _cpu_seconds() -> float:

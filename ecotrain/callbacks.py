@@ -29,6 +29,7 @@ class ProgressReporter:
     def __init__(self, run: Any = None) -> None:
         self._run = run
         self._tracker: Any = None
+        self._loggers_checked = False
 
     @property
     def run(self) -> Any:
@@ -42,6 +43,12 @@ class ProgressReporter:
 
     def step(self, step: int | None, total: int | None) -> None:
         """Report a finished optimisation step when the total is known."""
+        if not self._loggers_checked:
+            # MLflow / W&B runs the trainer started (on train begin) get per-step energy
+            self._loggers_checked = True
+            from ecotrain.api import _attach_loggers
+
+            _attach_loggers(self.run)
         if step is not None and total:
             self.run.progress(step, total)
 

@@ -21,7 +21,7 @@ app = typer.Typer(
     name="ecotrain",
     help="Measure what training costs (energy, CO2e, dollars) and what reuse saves.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -31,6 +31,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+# every date option takes the same forms (parse_when)
+SINCE_HELP = "YYYY-MM-DD[THH:MM], or a duration back from now: 30m, 12h, 7d, 2w."
 DbOpt = Annotated[
     str | None, typer.Option("--db", help="SQLite path or database URL (default: $ECOTRAIN_DB).")
 ]
@@ -77,6 +79,26 @@ def parse_when(value: str | None) -> datetime | None:
         raise UserError(f"bad date {value!r}: use YYYY-MM-DD or a duration like 7d") from None
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from ecotrain import __version__
+
+        print(f"ecotrain {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Measure what training costs (energy, CO2e, dollars) and what reuse saves."""
+
+
 @app.command(
     context_settings={
         "allow_extra_args": True,
@@ -97,7 +119,7 @@ def run(ctx: typer.Context) -> None:
 @app.command("runs")
 def runs_cmd(
     project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
-    since: Annotated[str | None, typer.Option(help="YYYY-MM-DD or 7d, 12h.")] = None,
+    since: Annotated[str | None, typer.Option(help=SINCE_HELP)] = None,
     status: Annotated[
         str | None, typer.Option(help="running|finished|failed|killed|lost|failed_to_start")
     ] = None,
@@ -128,7 +150,15 @@ def runs_cmd(
         rows = list_runs(store.engine, flt, limit=limit, order="rank", descending=False)
         print_job(job, totals(store.engine, flt), rows)
         return
-    print_runs(list_runs(store.engine, flt, limit=limit), as_json=as_json)
+    rows = list_runs(store.engine, flt, limit=limit)
+    if as_json:
+        print_runs(rows, as_json=True)
+        return
+    from ecotrain.store.aggregates import totals
+    from ecotrain.store.queries import count_runs
+
+    in_store = count_runs(store.engine) if not rows else None
+    print_runs(rows, total=totals(store.engine, flt) if rows else None, in_store=in_store)
 
 
 @app.command()
@@ -139,14 +169,15 @@ def show(
 ) -> None:
     """Show one run in full."""
     from ecotrain.output import print_run
-    from ecotrain.store.queries import RunNotFound, get_run, run_samples
+    from ecotrain.store.aggregates import run_detail
+    from ecotrain.store.queries import RunNotFound
 
     store = _open_store(db)
     try:
-        run_row = get_run(store.engine, run_id)
+        detail = run_detail(store.engine, run_id)
     except RunNotFound as e:
         fail(str(e))
-    print_run(run_row, run_samples(store.engine, run_row["run_id"]), as_json=as_json)
+    print_run(detail["run"], detail["samples"], as_json, checkpoints=detail["checkpoints"])
 
 
 @app.command()
@@ -171,6 +202,7 @@ def sync(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     db: DbOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Push spooled run records to their database; identify checkpoints still pending."""
     from ecotrain.store import spool
@@ -184,9 +216,15 @@ def sync(
 
     default = _settings(**{"database.url": db})["database.url"]
     results = sync_all(default_target=default, retarget=retarget)
-    failed = False
+    failed = any(errors for _, errors in results.values())
+    if as_json:
+        from ecotrain.output import print_json
+
+        print_json({url: {"written": n, "kept": errs} for url, (n, errs) in results.items()})
+        if failed:
+            raise typer.Exit(1)
+        return
     for url, (pushed, errors) in results.items():
-        failed = failed or bool(errors)
         if not quiet:
             print(f"{url}: {pushed} record(s) written")
             for err in errors:
@@ -198,19 +236,25 @@ def sync(
 @config_app.command("show")
 def config_show(as_json: JsonOpt = False) -> None:
     """Print the effective settings and where each came from."""
+    from ecotrain.effective import effective_settings
     from ecotrain.output import print_settings
 
-    print_settings(_settings(), as_json=as_json)
+    print_settings(effective_settings(_settings()), as_json=as_json)
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: DbOpt = None) -> None:
+def db_upgrade(db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """Create or migrate the schema to this version."""
     from ecotrain.store.db import Store
     from ecotrain.store.migrations import upgrade
 
     store = Store(_settings(**{"database.url": db})["database.url"], migrate=False)
     before, after = upgrade(store.engine)
+    if as_json:
+        from ecotrain.output import print_json
+
+        print_json({"url": store.display_url, "from": before, "to": after})
+        return
     print(f"{store.display_url}: schema {before if before is not None else 'none'} -> {after}")
 
 
@@ -238,23 +282,32 @@ ModeOpt = Annotated[
 def lineage(
     item: Annotated[str, typer.Argument(help="Run id (prefix), checkpoint id, path or HF id.")],
     db: DbOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show the checkpoints a run read and wrote, or a checkpoint's ancestors and reusers."""
-    from ecotrain.lineage_view import resolve_item, tree
+    from ecotrain.lineage_view import as_dict, resolve_item, tree
 
     store = _open_store(db)
     try:
         kind, key = resolve_item(store.engine, item)
     except LookupError as e:
         fail(str(e))
-    from ecotrain.output import console
+    from ecotrain.output import console, print_json
 
+    if as_json:
+        print_json(as_dict(store.engine, kind, key))
+        return
     console.print(tree(store.engine, kind, key))
 
 
 @app.command("checkpoints")
 def checkpoints_cmd(
-    db: DbOpt = None, as_json: JsonOpt = False, mode: ModeOpt = "reproduce"
+    project: Annotated[
+        str | None, typer.Option(help="Only checkpoints this project's runs read or wrote.")
+    ] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    mode: ModeOpt = "reproduce",
 ) -> None:
     """List checkpoints: names, footprint and its source, times reused."""
     from ecotrain.output import print_checkpoints
@@ -263,10 +316,13 @@ def checkpoints_cmd(
     if mode not in MODES:
         fail(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     store = _open_store(db)
-    rows = list_checkpoints(store.engine)
+    rows = list_checkpoints(store.engine, project=project)
     fps = footprints(store.engine, [row["checkpoint_id"] for row in rows])
     for row in rows:
         row["footprint"] = fps[row["checkpoint_id"]]
+    if not rows and project and not as_json:
+        print(f"no checkpoints read or written by runs of project {project!r}")
+        return
     print_checkpoints(rows, as_json=as_json)
 
 
@@ -274,7 +330,9 @@ def checkpoints_cmd(
 def savings(
     project: Annotated[str | None, typer.Option(help="Only runs of this project.")] = None,
     user: Annotated[str | None, typer.Option(help="Only runs of this user.")] = None,
-    since: Annotated[str | None, typer.Option(help="YYYY-MM-DD or 7d.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
+    since: Annotated[str | None, typer.Option(help=SINCE_HELP)] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
     mode: ModeOpt = "reproduce",
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -287,7 +345,9 @@ def savings(
     if mode not in MODES:
         fail(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     store = _open_store(db)
-    flt = RunFilter(project=project, user=user, since=parse_when(since))
+    flt = RunFilter(
+        project=project, user=user, since=parse_when(since), tags=parse_tags(tag), status=status
+    )
     print_savings(avoided_for_runs(store.engine, flt, mode=mode), mode, as_json=as_json)
 
 
@@ -300,12 +360,14 @@ def savings(
 @app.command()
 def report(
     project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     run: Annotated[
         list[str] | None, typer.Option("--run", help="Run id (prefix), repeatable.")
     ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
-    since: Annotated[str | None, typer.Option(help="YYYY-MM-DD or 7d.")] = None,
-    until: Annotated[str | None, typer.Option(help="YYYY-MM-DD.")] = None,
+    since: Annotated[str | None, typer.Option(help=SINCE_HELP)] = None,
+    until: Annotated[str | None, typer.Option(help=SINCE_HELP)] = None,
     fmt: Annotated[
         str, typer.Option("--format", help="md | latex | html | json | model-card")
     ] = "md",
@@ -328,6 +390,8 @@ def report(
     store = _open_store(db)
     flt = RunFilter(
         project=project,
+        user=user,
+        status=status,
         run_ids=run or None,
         tags=parse_tags(tag),
         since=parse_when(since),
@@ -394,7 +458,7 @@ def export_cmd(
     output: Annotated[str, typer.Option("--output", "-o", help="File to write.")],
     fmt: Annotated[str, typer.Option("--format", help="csv | parquet | json")] = "csv",
     project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
-    since: Annotated[str | None, typer.Option(help="YYYY-MM-DD or 7d, 12h.")] = None,
+    since: Annotated[str | None, typer.Option(help=SINCE_HELP)] = None,
     user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
@@ -421,6 +485,8 @@ def export_cmd(
 @app.command("status")
 def status_cmd(
     project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -429,7 +495,8 @@ def status_cmd(
     from ecotrain.store.queries import RunFilter, list_runs
 
     store = _open_store(db)
-    rows = list_runs(store.engine, RunFilter(project=project, status="running"), limit=1000)
+    flt = RunFilter(project=project, user=user, tags=parse_tags(tag), status="running")
+    rows = list_runs(store.engine, flt, limit=1000)
     print_status(rows, as_json=as_json)
 
 
@@ -445,6 +512,9 @@ def dashboard(
     ] = "127.0.0.1",
 ) -> None:
     """Open the lab dashboard (Streamlit) on the database, read-only."""
+    from ecotrain.extras import require
+
+    require("dashboard", "ecotrain dashboard")
     import os
     import subprocess
     from importlib.resources import as_file, files
@@ -499,10 +569,11 @@ def _has_runs(url: str) -> bool:
 
 def main() -> None:
     """Console entry point: user mistakes become one line and exit code 2."""
+    from ecotrain.cli_style import click_command
     from ecotrain.errors import UserError
 
     try:
-        app(standalone_mode=True)
+        click_command(app)(standalone_mode=True, prog_name="ecotrain")
     except UserError as e:
         print(f"ecotrain: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
@@ -526,3 +597,5 @@ def main() -> None:
 
 
 from ecotrain import cli_footprint  # noqa: E402,F401  (estimate, checkpoint register)
+from ecotrain import cli_integrations  # noqa: E402,F401,I001
+from ecotrain import cli_summary  # noqa: E402,F401,I001

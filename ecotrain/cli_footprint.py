@@ -201,7 +201,7 @@ def checkpoint_register(
         fail(str(e))
     row = register(_open_store(db).engine, checkpoint, stated)
     if as_json:
-        print_json({k: v for k, v in row.items() if k.startswith(("fp_", "footprint_"))})
+        print_json(row)
         return
     print(
         f"registered {row['checkpoint_id'][:23]} ({row['name']}): "

@@ -58,6 +58,13 @@ KEYS: dict[str, Key] = {
             60.0,
             "seconds of run before totals at completion are predicted",
         ),
+        Key(
+            "log_every_s",
+            "ECOTRAIN_LOG_EVERY_S",
+            float,
+            10.0,
+            "seconds between per-step figures sent to MLflow / W&B",
+        ),
     ]
 }
 

@@ -12,6 +12,11 @@ bytes in append mode, so lines from several processes (DDP ranks) never interlea
     {"type": "checkpoint", "t": 1732350000.12, "path": "/abs/ckpt.safetensors",
      "role": "produced"}                       # role: produced | consumed
     {"type": "attach",     "t": 1732350000.12, "pid": 4242, "project": "bert-distill"}
+    {"type": "mlflow",     "t": 1732350000.12, "run_id": "9ae5…", "tracking_uri": "file:…"}
+    {"type": "figures_wanted", "t": 1732350000.12}   # a W&B run inside wants the figures
+
+The other way, the wrapper shares its figures so far with code inside the run (for loggers
+living there, like W&B) in ``<run_id>.figures.json``, replaced whole at each update.
 
 ``t`` is Unix time (seconds). Unknown types and malformed lines are skipped by readers, so
 other features (e.g. the lineage audit hook) may add their own types to the same file. The
@@ -26,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-EVENT_TYPES = ("progress", "epoch", "checkpoint", "attach")
+EVENT_TYPES = ("progress", "epoch", "checkpoint", "attach", "mlflow", "figures_wanted")
 
 
 def events_dir() -> Path:
@@ -51,6 +56,28 @@ def append_event(run_id: str, event: dict[str, Any]) -> None:
         os.write(fd, line.encode())
     finally:
         os.close(fd)
+
+
+def figures_path(run_id: str) -> Path:
+    """The figures the wrapper shares with the code it runs (see the module docstring)."""
+    return events_dir() / f"{run_id}.figures.json"
+
+
+def write_figures(run_id: str, figures: dict[str, Any]) -> None:
+    """Replace the shared figures atomically (a reader never sees half a file)."""
+    path = figures_path(run_id)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(figures, separators=(",", ":")))
+    os.replace(tmp, path)
+
+
+def read_figures(run_id: str) -> dict[str, Any] | None:
+    """The latest shared figures, or None (not written yet, or unreadable)."""
+    try:
+        data = json.loads(figures_path(run_id).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 class EventReader:

@@ -87,6 +87,9 @@ def write(tables: dict[str, list], fmt: str, out: Path) -> list[Path]:
 
         out.write_text(json.dumps(tables, default=to_json_value, indent=1) + "\n")
         return [out]
+    from ecotrain.extras import require
+
+    require("dashboard", f"{fmt} export", ("pandas",))
     import pandas as pd
 
     written = []

@@ -119,3 +119,23 @@ def tree(engine: Engine, kind: str, key: str) -> Tree:
         _up(conn, root, key, 1, set())
         _down(conn, root, key, 1, set())
         return root
+
+
+def as_dict(engine: Engine, kind: str, key: str) -> dict:
+    """`ecotrain lineage --json`: the item, its direct links, and the whole tree as nested
+    ``{"label", "children"}`` (the same walk as :func:`tree`)."""
+    from rich.text import Text
+
+    from ecotrain.store.aggregates import checkpoint_runs, run_detail
+
+    def nested(node: Tree) -> dict:
+        label = Text.from_markup(str(node.label)).plain  # the tree's labels are Rich markup
+        return {"label": label, "children": [nested(c) for c in node.children]}
+
+    out: dict = {"kind": kind, "id": key}
+    if kind == "run":
+        out["checkpoints"] = run_detail(engine, key)["checkpoints"]
+    else:
+        out["runs"] = checkpoint_runs(engine, key)
+    out["tree"] = nested(tree(engine, kind, key))
+    return out

@@ -24,6 +24,7 @@ from typing import Any
 
 from ecotrain import __version__
 from ecotrain.config import Settings
+from ecotrain.integrations import Reporter
 from ecotrain.redact import redact_argv
 from ecotrain.runwatch import RunWatch
 from ecotrain.store.records import utcnow
@@ -54,6 +55,7 @@ class RunOptions:
     budget: Any = None  # ecotrain.budget.Budget
     expected_duration_s: float | None = None
     live_every_s: float | None = None  # print a progress line on a terminal's stderr
+    mlflow: bool = False  # --mlflow: log to an MLflow run (ecotrain.integrations.mlflow)
 
 
 class Timeline:
@@ -251,6 +253,8 @@ class Recorder:
         self.writer = BackgroundWriter(self.target, WRITER_START_DELAY_S)
         self.lineage: Any = None
         self.watch = RunWatch(self)
+        # MLflow / W&B destinations (none unless asked or found; stdlib only until then)
+        self.reporter = Reporter([], every_s=float(self.settings.get("log_every_s", 10.0)))
         self._sampler_thread: threading.Thread | None = None
 
     # -- sampling -----------------------------------------------------------------------
@@ -333,6 +337,14 @@ class Recorder:
         """IT energy so far, all sensors (cheap: no accounting)."""
         with self._lock:
             return sum(float(getattr(s, "energy_j", 0.0) or 0.0) for s in self.sensors)
+
+    def logger_metrics(self) -> dict[str, float]:
+        """The figures so far, as sent to MLflow / W&B at a progress report."""
+        from ecotrain.integrations import metrics_of
+
+        duration = time.monotonic() - self.t0
+        accounting, hardware, _ = self.accounted(duration)
+        return metrics_of({**hardware, **accounting}, duration)
 
     def _heartbeat(self) -> None:
         record = self.build_record(final=False)
@@ -455,6 +467,11 @@ class Recorder:
         record = self.build_record(
             final=True, exit_code=code, status=status, end_reason=reason, cpu_seconds=cpu_seconds
         )
+        if self.reporter:
+            from ecotrain.integrations import metrics_of
+
+            self.reporter.final(metrics_of(record["run"]), self.run_id, status, wait_s=5.0)
+            record["run"]["notes"].extend(self.reporter.notes)
         with self._record_lock:
             self._final_spooled = True
             spooled = self._spool(record)
@@ -532,6 +549,8 @@ class Monitor(Recorder):
             env = child_env(env, self.run_id)
         except Exception as e:  # noqa: BLE001 - lineage is optional, the run is not
             self.notes.append(f"checkpoint detection off: {_one_line(e)}")
+        if self.opts.mlflow or env.get("MLFLOW_RUN_ID"):
+            self._start_mlflow(env)
         try:
             self.child = subprocess.Popen(
                 self.opts.argv, env=env, preexec_fn=_give_terminal_to_child
@@ -546,6 +565,29 @@ class Monitor(Recorder):
             self.notes.append(f"cannot start {self.opts.argv[0]}: {e.strerror}")
             return 126
         return None
+
+    def _start_mlflow(self, env: dict[str, str]) -> None:
+        """Log to MLflow: the run of ``mlflow run`` (MLFLOW_RUN_ID, made lazily on the logging
+        thread), or with ``--mlflow`` and none, a new run made now and handed to the child
+        (its own ``mlflow.start_run()`` then resumes it: one MLflow run, not two)."""
+        from ecotrain.extras import missing
+        from ecotrain.integrations import mlflow as ml
+
+        run_id, uri = env.get("MLFLOW_RUN_ID"), env.get("MLFLOW_TRACKING_URI")
+        if missing("mlflow"):
+            self.notes.append(
+                "mlflow: not installed, no metrics logged (pip install 'ecotrain[mlflow]')"
+            )
+            return
+        if run_id:
+            self.reporter.add(lambda: ml.MlflowSink(run_id, uri), f"mlflow:{run_id}")
+            return
+        try:
+            sink = ml.start_for_wrapper(self.settings.get("project", "default"), env)
+        except Exception as e:  # noqa: BLE001 - the run goes on without MLflow
+            self.notes.append(f"mlflow: {_one_line(e)}")
+            return
+        self.reporter.add(lambda: sink, f"mlflow:{sink.run_id}")
 
     def _forward(self, signum: int, _frame: Any) -> None:
         if self.child is None:

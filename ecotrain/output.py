@@ -51,13 +51,22 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
     console.print(t)
 
 
-def print_runs(rows: list[dict], as_json: bool = False) -> None:
-    """The `ecotrain runs` listing."""
+def print_runs(
+    rows: list[dict],
+    as_json: bool = False,
+    total: dict | None = None,
+    in_store: int | None = None,
+) -> None:
+    """The `ecotrain runs` listing; ``total`` (all matching runs, not only those shown) adds
+    a totals line; ``in_store`` (runs in the database) words the empty case."""
     if as_json:
         print_json(rows)
         return
     if not rows:
-        console.print("no runs yet: try `ecotrain run -- python train.py`")
+        if in_store:
+            console.print(f"no runs match these filters ({in_store} runs in the database)")
+        else:
+            console.print("no runs yet: try `ecotrain run -- python train.py`")
         return
     table(
         [
@@ -86,12 +95,25 @@ def print_runs(rows: list[dict], as_json: bool = False) -> None:
             for r in rows
         ],
     )
+    if total is not None:
+        shown = f" (latest {len(rows)} shown)" if total["runs"] > len(rows) else ""
+        console.print(
+            f"total: {total['runs']} runs{shown} · {fmt_energy(total['energy_kwh'])} · "
+            f"{fmt_co2(total['co2_kg'])} CO2e · {fmt_usd(total['cost_usd'])}",
+            markup=False,
+        )
 
 
-def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
-    """The `ecotrain show` view of one run."""
+def print_run(
+    run: dict,
+    samples: list[dict],
+    as_json: bool = False,
+    checkpoints: list[dict] | None = None,
+) -> None:
+    """The `ecotrain show` view of one run (with the checkpoints it read and wrote)."""
     if as_json:
-        print_json({**run, "samples": samples})
+        extra = {} if checkpoints is None else {"checkpoints": checkpoints}
+        print_json({**run, "samples": samples, **extra})
         return
     lines = [
         ("run", run["run_id"]),
@@ -104,7 +126,7 @@ def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
         ("job / rank", f"{run.get('job_id') or '-'} / {run.get('rank')}"),
         ("tags", json.dumps(run.get("tags") or {})),
         ("started / ended", f"{fmt_time(run['started_at'])} / {fmt_time(run.get('ended_at'))}"),
-        ("duration", f"{fmt_num(run.get('duration_s'))} s"),
+        ("duration", fmt_duration(run.get("duration_s"))),
         ("GPU energy", _energy(run, "gpu")),
         ("CPU energy", _energy(run, "cpu")),
         ("RAM energy", _energy(run, "ram")),
@@ -138,6 +160,9 @@ def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
         ("timeline", f"{len(samples)} points"),
         ("ecotrain", run.get("ecotrain_version")),
     ]
+    for link in checkpoints or []:
+        name = link.get("name") or link["checkpoint_id"][:19]
+        lines.append((link["role"], f"{name}  {link['checkpoint_id'][:19]}  {link.get('path')}"))
     for note in run.get("notes") or []:
         lines.append(("note", note))
     width = max(len(k) for k, _ in lines)

@@ -20,6 +20,30 @@ from ecotrain.errors import UserError
 USAGE = "ecotrain run [OPTIONS] [--] COMMAND [ARGS]..."
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """`ecotrain run --help` in the look of every other command's help (click's)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+    def add_usage(self, usage, actions, groups, prefix=None):  # noqa: ANN001, ANN201
+        return super().add_usage(usage, actions, groups, prefix="Usage: ")
+
+    def start_section(self, heading):  # noqa: ANN001, ANN201
+        return super().start_section(heading.capitalize() if heading else heading)
+
+    def _fill_text(self, text, width, indent):  # noqa: ANN001, ANN202
+        return super()._fill_text(text, width, indent + "  ")
+
+    def _get_help_string(self, action):  # noqa: ANN001, ANN202
+        text = action.help or ""
+        if text and text != argparse.SUPPRESS:
+            text = text[0].upper() + text[1:]
+            if not text.endswith((".", "?")):
+                text += "."
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, as every user mistake
         raise UserError(
@@ -34,15 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
         usage=USAGE,
         description="Run COMMAND and record its energy, CO2e and cost.",
         allow_abbrev=False,
+        add_help=False,
+        formatter_class=_HelpFormatter,
     )
-    p.add_argument("--project", help="project the run belongs to")
+    p.add_argument("-h", "--help", action="help", help="show this message and exit")
+    p.add_argument("--project", metavar="NAME", help="project the run belongs to")
     p.add_argument(
         "--tag", action="append", default=[], metavar="KEY=VALUE", help="tag the run (repeatable)"
     )
-    p.add_argument("--region", help="grid region: FRA, USA/CA, CAN/QC, ...")
-    p.add_argument("--pue", type=float, help="site PUE (default 1.56, stated in the record)")
-    p.add_argument("--intensity", type=float, help="override grid intensity, g CO2e/kWh")
-    p.add_argument("--job", help="group runs into a job (default: SLURM/torchrun ids)")
+    p.add_argument("--region", metavar="REGION", help="grid region: FRA, USA/CA, CAN/QC, ...")
+    p.add_argument(
+        "--pue", type=float, metavar="PUE", help="site PUE (default 1.56, stated in the record)"
+    )
+    p.add_argument(
+        "--intensity", type=float, metavar="G_PER_KWH", help="override grid intensity, g CO2e/kWh"
+    )
+    p.add_argument(
+        "--job", metavar="ID", help="group runs into a job (default: SLURM/torchrun ids)"
+    )
     p.add_argument(
         "--uses",
         action="append",
@@ -57,20 +90,33 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="checkpoint the run writes (repeatable)",
     )
-    p.add_argument("--db", help="SQLite path or database URL (default: $ECOTRAIN_DB)")
+    p.add_argument(
+        "--db", metavar="URL|PATH", help="SQLite path or database URL (default: $ECOTRAIN_DB)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
-    p.add_argument("--budget-co2", help="CO2e budget: 50kg, 500g")
-    p.add_argument("--budget-usd", help="dollar budget: 200")
-    p.add_argument("--budget-kwh", help="facility energy budget: 3kWh")
+    p.add_argument("--budget-co2", metavar="AMOUNT", help="CO2e budget: 50kg, 500g")
+    p.add_argument("--budget-usd", metavar="USD", help="dollar budget: 200")
+    p.add_argument("--budget-kwh", metavar="AMOUNT", help="facility energy budget: 3kWh")
     p.add_argument(
         "--on-budget",
         choices=["warn", "stop"],
         help="warn (default) or stop: SIGTERM the command at 100%%",
     )
-    p.add_argument("--budget-grace", help="SIGTERM to SIGKILL delay when stopping (10s)")
-    p.add_argument("--expected-duration", help="expected run time (2h), for the prediction")
+    p.add_argument(
+        "--budget-grace", metavar="DURATION", help="SIGTERM to SIGKILL delay when stopping (10s)"
+    )
+    p.add_argument(
+        "--expected-duration", metavar="DURATION", help="expected run time (2h), for the prediction"
+    )
     p.add_argument("--live", action="store_true", help="progress line on stderr (terminal)")
-    p.add_argument("--live-every", type=float, default=10.0, help="seconds between lines")
+    p.add_argument(
+        "--live-every", type=float, default=10.0, metavar="SECONDS", help="seconds between lines"
+    )
+    p.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="log energy, CO2e, cost to MLflow (a new run, or $MLFLOW_RUN_ID's; [mlflow] extra)",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return p
 
@@ -131,7 +177,12 @@ def main(args: list[str]) -> int:
             else None
         ),
         live_every_s=max(0.5, ns.live_every) if ns.live else None,
+        mlflow=ns.mlflow,
     )
+    if ns.mlflow:
+        from ecotrain.extras import require
+
+        require("mlflow", "ecotrain run --mlflow")
     return Monitor(options, site).run()
 
 

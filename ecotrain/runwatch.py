@@ -31,6 +31,9 @@ class RunWatch:
         self.warmup_s = DEFAULT_WARMUP_S
         self._next_check = 0.0
         self._next_live = 0.0
+        self.share_figures = False  # a logger inside the run asked for the figures so far
+        self._next_share = 0.0
+        self._share_seq = 0
 
     def setup(self, interval: float) -> None:
         """Called by the sampler thread once sensors are up."""
@@ -73,6 +76,18 @@ class RunWatch:
             t_unix = event.get("t") if _is_number(event.get("t")) else time.time()
             elapsed = max(0.0, t_unix - self.t0_unix)
             self.progress.report(elapsed, self.rec.energy_j(), step, total, kind)
+            self.rec.reporter.step(step, self.rec.logger_metrics)
+            if self.share_figures:
+                self._share(step)
+        elif kind == "figures_wanted":
+            self.share_figures = True
+        elif kind == "mlflow":
+            # code inside the run has an MLflow run active: log this run's figures to it
+            run_id, uri = event.get("run_id"), event.get("tracking_uri")
+            if isinstance(run_id, str) and run_id:
+                from ecotrain.integrations.mlflow import MlflowSink
+
+                self.rec.reporter.add(lambda: MlflowSink(run_id, uri), f"mlflow:{run_id}")
         elif kind == "checkpoint":
             path, role = event.get("path"), event.get("role", "produced")
             if not isinstance(path, str) or role not in ("produced", "consumed"):
@@ -83,6 +98,22 @@ class RunWatch:
             elif (path, role) not in self.checkpoints:
                 # events before the tracker exists (it starts right after the child)
                 self.checkpoints.append((path, role))
+
+    def _share(self, step: float) -> None:
+        """Write the figures so far for the logger inside the run (at most every
+        ``log_every_s``)."""
+        now = time.monotonic()
+        if now < self._next_share:
+            return
+        self._next_share = now + self.rec.reporter.every_s
+        from ecotrain.events import write_figures
+
+        self._share_seq += 1
+        figures = {"seq": self._share_seq, "step": step, "metrics": self.rec.logger_metrics()}
+        try:
+            write_figures(self.rec.run_id, figures)
+        except OSError:
+            pass  # the logger inside misses one update; the run goes on
 
     # -- after each tick -------------------------------------------------------------------------
 
@@ -137,6 +168,13 @@ class RunWatch:
         """The run is over: remove its events file."""
         if self.reader is not None:
             self.reader.remove()
+        if self.share_figures:
+            from ecotrain.events import figures_path
+
+            try:
+                figures_path(self.rec.run_id).unlink()
+            except OSError:
+                pass
 
 
 def _is_number(value: Any) -> bool:

@@ -537,8 +537,11 @@ def _fold_ancestors(items: list[Avoided]) -> list[Avoided]:
     return items
 
 
-def list_checkpoints(engine: Engine, limit: int = 200) -> list[dict[str, Any]]:
-    """Checkpoints with how often they were produced and consumed (newest first)."""
+def list_checkpoints(
+    engine: Engine, limit: int = 200, project: str | None = None
+) -> list[dict[str, Any]]:
+    """Checkpoints with how often they were produced and consumed (newest first); with
+    ``project``, only those a run of that project read or wrote."""
     uses = (
         select(
             run_checkpoints.c.checkpoint_id,
@@ -558,6 +561,13 @@ def list_checkpoints(engine: Engine, limit: int = 200) -> list[dict[str, Any]]:
         .order_by(checkpoints.c.first_seen_at.desc())
         .limit(limit)
     )
+    if project is not None:
+        of_project = (
+            select(run_checkpoints.c.checkpoint_id)
+            .join(runs, runs.c.run_id == run_checkpoints.c.run_id)
+            .where(runs.c.project == project)
+        )
+        stmt = stmt.where(checkpoints.c.checkpoint_id.in_(of_project))
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(stmt)]
 

@@ -7,8 +7,9 @@
 #
 # Usage: bash sample_runs/demo.sh [--quick] [--dir DIR] [--use-my-store]
 #   --quick          fewer training steps (about 5x faster; what the tests use)
-#   --dir DIR        where checkpoints, the demo database and the report go
-#                    (default: ./ecotrain-demo; also $ECOTRAIN_DEMO_DIR)
+#   --dir DIR        where checkpoints, the demo database and the report go (default:
+#                    <ecotrain data dir>/demo, e.g. ~/.local/share/ecotrain/demo, else a
+#                    temporary directory; also $ECOTRAIN_DEMO_DIR). Never the repository.
 #   --use-my-store   record into your own ecotrain database ($ECOTRAIN_DB / config) instead
 #                    of DIR/ecotrain.db. Without it the demo never touches your store, and
 #                    it starts DIR/ecotrain.db afresh on every run.
@@ -17,7 +18,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-DEMO_DIR=${ECOTRAIN_DEMO_DIR:-$PWD/ecotrain-demo}
+DEMO_DIR=${ECOTRAIN_DEMO_DIR:-}
 QUICK=0
 OWN_STORE=0
 while [ $# -gt 0 ]; do
@@ -33,7 +34,7 @@ done
 
 ECOTRAIN=${ECOTRAIN:-ecotrain}
 if ! command -v "$ECOTRAIN" >/dev/null 2>&1; then
-  echo "demo.sh: '$ECOTRAIN' not found: pip install . (from the repository root) first" >&2
+  echo "demo.sh: '$ECOTRAIN' not found: pip install \".[dashboard]\" (from the repository root) first" >&2
   exit 2
 fi
 # The training scripts need NumPy, which ecotrain's own environment has: use its interpreter
@@ -51,8 +52,17 @@ if [ -z "${PYTHON:-}" ]; then
   esac
 fi
 
+if [ -z "$DEMO_DIR" ]; then
+  # ecotrain's own data dir (ECOTRAIN_DATA_DIR or the platform's), not the current directory
+  DEMO_DIR=$("$PYTHON" -c 'from ecotrain.config import user_data_dir; print(user_data_dir() / "demo")' \
+    2>/dev/null || true)
+  if [ -z "$DEMO_DIR" ] || ! mkdir -p "$DEMO_DIR" 2>/dev/null; then
+    DEMO_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ecotrain-demo.XXXXXX")
+  fi
+fi
 mkdir -p "$DEMO_DIR"
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
+printf 'ecotrain demo: checkpoints, database and report go to %s\n' "$DEMO_DIR"
 if [ "$OWN_STORE" = 0 ]; then
   export ECOTRAIN_DB="$DEMO_DIR/ecotrain.db"
   rm -f "$ECOTRAIN_DB" "$ECOTRAIN_DB-wal" "$ECOTRAIN_DB-shm"

@@ -43,7 +43,7 @@ def subcommand(argv: list[str]) -> list[str]:
 
 
 def test_the_two_setup_commands_are_what_ci_runs() -> None:
-    demo = "pip install . && bash sample_runs/demo.sh"
+    demo = 'pip install ".[dashboard]" && bash sample_runs/demo.sh'
     tests = 'pip install -q -e ".[dev]" && python -m pytest -q'
     assert demo in README and tests in README
     assert tests in (ROOT / ".ci" / "run").read_text()

@@ -301,6 +301,24 @@ def test_demo_rejects_unknown_option(tmp_path: Path) -> None:
     assert not (tmp_path / "ecotrain-demo").exists()
 
 
+def test_demo_writes_under_the_data_dir_not_the_cwd(tmp_path: Path, isolated: Path) -> None:
+    # an `ecotrain` that fails at once: the demo stops after choosing (and saying) its folder
+    stub = tmp_path / "ecotrain-stub"
+    stub.write_text("#!/bin/sh\nexit 3\n")
+    stub.chmod(0o755)
+    cwd = tmp_path / "repo"
+    cwd.mkdir()
+    env = {**os.environ, "ECOTRAIN": str(stub), "PYTHON": sys.executable}
+    env.pop("ECOTRAIN_DEMO_DIR", None)
+    proc = subprocess.run(
+        ["bash", str(SAMPLES / "demo.sh"), "--quick"],
+        capture_output=True, text=True, cwd=cwd, timeout=60, env=env,
+    )  # fmt: skip
+    demo = Path(os.environ["ECOTRAIN_DATA_DIR"]) / "demo"
+    assert f"ecotrain demo: checkpoints, database and report go to {demo}" in proc.stdout
+    assert demo.is_dir() and list(cwd.iterdir()) == []
+
+
 def test_tinynet_reports_its_extension() -> None:
     out = subprocess.run(
         [sys.executable, str(SAMPLES / "tinynet.py"), "--ext"], capture_output=True, text=True

@@ -527,3 +527,47 @@ def component_split(engine: Engine, flt: RunFilter) -> list[dict[str, Any]]:
             }
             out.append({"component": comp, "kwh": float(kwh or 0.0), "methods": methods})
     return out
+
+
+def grouped_totals(
+    engine: Engine, flt: RunFilter, by: tuple[str, ...] | list[str]
+) -> list[dict[str, Any]]:
+    """Run count, runs still running, and the summed figures per combination of ``by``
+    columns (e.g. project, user, gpu_model), largest CO2e first; None where a key is unknown.
+    Used by `ecotrain summary` and the Prometheus exporter."""
+    from sqlalchemy import case
+
+    bad = [b for b in by if b not in BREAKDOWN_COLUMNS]
+    if bad:
+        raise ValueError(f"cannot group by {bad[0]!r}: one of {', '.join(BREAKDOWN_COLUMNS)}")
+    cols = [runs.c[b] for b in by]
+    running = func.sum(case((effective_status() == "running", 1), else_=0)).label("running")
+    stmt = (
+        select(*cols, func.count().label("runs"), running, *_sum_cols())
+        .select_from(runs)
+        .where(flt.where())
+        .group_by(*cols)
+        .order_by(func.coalesce(func.sum(runs.c.co2_kg), 0.0).desc(), *cols)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def running_runs_power(engine: Engine, flt: RunFilter) -> list[dict[str, Any]]:
+    """Runs in progress with their figures so far and their last sampled IT power (W)."""
+    from ecotrain.store.schema import samples
+
+    cols = [runs.c[c] for c in ("run_id", "project", "user", "gpu_model", "host")]
+    sums = [runs.c[c] for c in ("facility_energy_kwh", "co2_kg", "cost_usd", "duration_s")]
+    where = and_(flt.where(), effective_status() == "running")
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(*cols, *sums).where(where))]
+        for row in rows:
+            last = conn.execute(
+                select(samples.c.gpu_w, samples.c.cpu_w, samples.c.ram_w)
+                .where(samples.c.run_id == row["run_id"])
+                .order_by(samples.c.t_s.desc())
+                .limit(1)
+            ).first()
+            row["power_w"] = sum(v or 0.0 for v in last) if last is not None else None
+    return rows

@@ -1,0 +1,93 @@
+"""Runs side by side (`ecotrain compare A B`): energy by component, power profile, cost.
+
+:func:`compare_runs` returns a plain dict so other figures (e.g. efficiency per token) can be
+added as more ``METRICS`` or more keys per run without touching the printing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROFILE_POINTS = 24  # the power profile: mean IT power over this many equal time slices
+
+# metric -> (runs column or derived key, label for people)
+METRICS: dict[str, str] = {
+    "duration_s": "duration",
+    "gpu_energy_kwh": "GPU energy",
+    "cpu_energy_kwh": "CPU energy",
+    "ram_energy_kwh": "RAM energy",
+    "it_energy_kwh": "IT energy",
+    "facility_energy_kwh": "facility energy",
+    "co2_kg": "CO2e",
+    "cost_usd": "cost",
+    "gpu_hours": "GPU-hours",
+    "mean_power_w": "mean IT power",
+    "peak_power_w": "peak IT power",
+}
+
+
+def power_profile(
+    samples: list[dict[str, Any]], points: int = PROFILE_POINTS
+) -> list[float | None]:
+    """Mean total (GPU+CPU+RAM) power in ``points`` equal slices of the run's time; None for a
+    slice with no sample (a run shorter than its sampling)."""
+    if not samples:
+        return []
+    end = max(s["t_s"] for s in samples) or 1.0
+    sums = [0.0] * points
+    counts = [0] * points
+    for s in samples:
+        i = min(points - 1, int(s["t_s"] / end * points))
+        sums[i] += (s.get("gpu_w") or 0.0) + (s.get("cpu_w") or 0.0) + (s.get("ram_w") or 0.0)
+        counts[i] += 1
+    return [sums[i] / counts[i] if counts[i] else None for i in range(points)]
+
+
+def run_figures(run: dict[str, Any], samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's side of the comparison: identity, the METRICS, and its power profile."""
+    out: dict[str, Any] = {
+        key: run.get(key)
+        for key in ("run_id", "project", "status", "started_at", "gpu_model", "gpu_count",
+                    "region", "pue", "intensity_g_per_kwh", "cost_method", "command", "tags")
+    }  # fmt: skip
+    for component in ("gpu", "cpu", "ram"):
+        joules = run.get(f"{component}_energy_j")
+        out[f"{component}_energy_kwh"] = None if joules is None else joules / 3.6e6
+        out[f"{component}_method"] = run.get(f"{component}_method")
+    for key in ("duration_s", "it_energy_kwh", "facility_energy_kwh", "co2_kg", "cost_usd",
+                "gpu_hours"):  # fmt: skip
+        out[key] = run.get(key)
+    duration, it_kwh = run.get("duration_s"), run.get("it_energy_kwh")
+    out["mean_power_w"] = it_kwh * 3.6e6 / duration if duration and it_kwh is not None else None
+    totals = [
+        (s.get("gpu_w") or 0) + (s.get("cpu_w") or 0) + (s.get("ram_w") or 0) for s in samples
+    ]
+    out["peak_power_w"] = max(totals) if totals else None
+    out["profile_w"] = power_profile(samples)
+    return out
+
+
+def compare_runs(engine: Any, run_ids: list[str]) -> dict[str, Any]:
+    """``{"runs": [figures...], "diff": {metric: {"delta", "ratio"}}, "metrics": METRICS}``.
+
+    ``diff`` compares each later run with the first: ``delta`` = later - first, ``ratio`` =
+    later / first (None when either is unknown or the first is 0). Raises
+    :class:`ecotrain.store.queries.RunNotFound` for an unknown or ambiguous id.
+    """
+    from ecotrain.store.queries import get_run, run_samples
+
+    runs = []
+    for rid in run_ids:
+        row = get_run(engine, rid)
+        runs.append(run_figures(row, run_samples(engine, row["run_id"])))
+    base = runs[0]
+    diff: dict[str, list[dict[str, float | None]]] = {}
+    for metric in METRICS:
+        diff[metric] = []
+        for other in runs[1:]:
+            a, b = base.get(metric), other.get(metric)
+            known = a is not None and b is not None
+            diff[metric].append(
+                {"delta": b - a if known else None, "ratio": b / a if known and a else None}
+            )
+    return {"runs": runs, "diff": diff, "metrics": dict(METRICS)}

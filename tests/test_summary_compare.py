@@ -1,0 +1,101 @@
+"""`ecotrain summary` and `ecotrain compare` on the dashboard fixture's hand-known values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import dashboard_fixture
+from tests.conftest import run_cli
+
+R1, R2, R3 = (dashboard_fixture.RUN_IDS[k] for k in ("r1", "r2", "r3"))
+
+
+@pytest.fixture
+def fx(db_path: Path) -> Path:
+    dashboard_fixture.build(db_path)
+    return db_path
+
+
+def test_summary_by_project_json(fx: Path) -> None:
+    result = run_cli("summary", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["by"] == ["project"]
+    groups = {g["project"]: g for g in data["groups"]}
+    assert groups["alpha"]["runs"] == 2 and groups["alpha"]["energy_kwh"] == 30.0
+    assert groups["alpha"]["co2_kg"] == 13.0 and groups["alpha"]["cost_usd"] == 5.0
+    assert groups["beta"]["gpu_hours"] == 21.0
+    assert data["total"] == {
+        "runs": 4, "energy_kwh": 135.0, "it_energy_kwh": pytest.approx(90.0),
+        "co2_kg": 64.0, "cost_usd": 15.5, "gpu_hours": 31.0,
+    }  # fmt: skip
+    # largest CO2e first
+    assert [g["project"] for g in data["groups"]] == ["beta", "alpha"]
+
+
+def test_summary_by_user_and_gpu_with_filters(fx: Path) -> None:
+    result = run_cli("summary", "--by", "user,gpu", "--since", "30d", "--json")
+    data = json.loads(result.stdout)
+    assert data["by"] == ["user", "gpu"]
+    got = {(g["user"], g["gpu"]): g["energy_kwh"] for g in data["groups"]}
+    assert got == {
+        ("ana", "NVIDIA A100-SXM4-40GB"): 15.0,
+        ("bob", "NVIDIA H100"): 20.0,
+    }  # r4 (bob, 40 days ago) is outside --since 30d
+    assert data["total"]["energy_kwh"] == 35.0
+    tagged = json.loads(run_cli("summary", "--tag", "lr=3e-4", "--json").stdout)
+    assert tagged["total"]["runs"] == 1 and tagged["total"]["co2_kg"] == 5.0
+
+
+def test_summary_table_has_a_totals_row(fx: Path) -> None:
+    result = run_cli("summary")
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1].split()
+    assert last[0] == "total" and "4" in last and "64.0" in " ".join(last)
+
+
+def test_summary_errors_are_one_line(fx: Path) -> None:
+    bad = run_cli("summary", "--by", "colour")
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == [
+        "ecotrain: error: bad --by 'colour': use one or more of project, user, gpu, host, "
+        "region, status (comma-separated)"
+    ]
+    none = run_cli("summary", "--project", "nope")
+    assert none.returncode == 1
+    assert none.stderr.splitlines() == ["ecotrain: error: no runs match these filters"]
+
+
+def test_compare_two_runs(fx: Path) -> None:
+    result = run_cli("compare", R1[:8], R2[:8], "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    a, b = data["runs"]
+    assert (a["run_id"], b["run_id"]) == (R1, R2)
+    assert (a["facility_energy_kwh"], b["facility_energy_kwh"]) == (10.0, 20.0)
+    assert a["gpu_energy_kwh"] == pytest.approx(10 / 1.5 * 0.75)
+    assert data["diff"]["facility_energy_kwh"] == [{"delta": 10.0, "ratio": 2.0}]
+    assert data["diff"]["co2_kg"] == [{"delta": 3.0, "ratio": 1.6}]
+    assert data["diff"]["cost_usd"][0]["ratio"] == pytest.approx(1.5)
+    # r1 has 3 samples at 0, 60, 120 s: peak 350 W, profile over its own time
+    assert a["peak_power_w"] == 350.0
+    profile = [p for p in a["profile_w"] if p is not None]
+    assert profile == [295.0, 350.0, 327.0]
+    assert b["profile_w"] == [] and b["peak_power_w"] is None
+    assert a["mean_power_w"] == pytest.approx(10 / 1.5 * 3.6e6 / 7200)
+
+
+def test_compare_table_and_errors(fx: Path) -> None:
+    result = run_cli("compare", R1[:8], R3[:8])
+    assert result.returncode == 0, result.stderr
+    assert "facility energy" in result.stdout and "-50%" in result.stdout
+    assert "power profile" in result.stdout
+    one = run_cli("compare", R1[:8])
+    assert one.returncode == 2 and len(one.stderr.splitlines()) == 1
+    missing = run_cli("compare", R1[:8], "ffff")
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("ecotrain: error: ") and "ffff" in missing.stderr
+    assert len(missing.stderr.splitlines()) == 1
