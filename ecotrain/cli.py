@@ -596,6 +596,8 @@ def main() -> None:
         sys.exit(1)
 
 
-from ecotrain import cli_footprint  # noqa: E402,F401  (estimate, checkpoint register)
-from ecotrain import cli_integrations  # noqa: E402,F401,I001
-from ecotrain import cli_summary  # noqa: E402,F401,I001
+from ecotrain import (
+    cli_footprint,  # noqa: E402,F401  (estimate, checkpoint register)
+    cli_integrations,  # noqa: E402,F401,I001
+    cli_summary,  # noqa: E402,F401,I001
+)
