@@ -29,8 +29,26 @@ def _v2_progress_prediction(conn: Connection) -> None:
     _add_columns(conn, "runs", {"progress": json_type, "prediction": json_type})
 
 
+def _v3_grid_series(conn: Connection) -> None:
+    # The grid_series/grid_points tables are created by upgrade()'s create_all.
+    _add_columns(
+        conn,
+        "runs",
+        {
+            "co2_series_kg": "DOUBLE PRECISION" if conn.dialect.name == "postgresql" else "REAL",
+            "intensity_series_g_per_kwh": "DOUBLE PRECISION"
+            if conn.dialect.name == "postgresql"
+            else "REAL",
+            "co2_series_method": "TEXT",
+        },
+    )
+
+
 # version -> step that brings a database from version-1 to version.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_progress_prediction}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _v2_progress_prediction,
+    3: _v3_grid_series,
+}
 
 
 def current_version(conn: Connection) -> int | None:

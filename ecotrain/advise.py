@@ -1,0 +1,386 @@
+"""Carbon-aware advice: the same job at another time, or at another of the lab's sites.
+
+**When.** A job's energy profile (a recorded run's power timeline, or a planned job's flat
+draw) is replayed at every whole-hour start the imported series allows; each start's CO2e is
+the sum over the job's hours of (facility energy in that hour x the grid's intensity then).
+Starts are grouped by hour of day and by day of week (UTC); the best of each is compared
+with a start at a random hour of the series (the mean over all starts) and, for a recorded
+run, with the run as it happened.
+
+**Where.** The same IT energy at every site the lab lists in its config (``[site.NAME]``
+tables with ``region``, ``pue``, ``price_per_kwh`` or ``cost_method``/``price_per_gpu_hour``):
+CO2e at the site's PUE and the region's intensity (its imported series' mean where there is
+one, else the annual figure) and cost at the site's price, through the one accounting
+function (:func:`ecotrain.accounting.account`).
+
+Every figure says which data it rests on. Shifting assumes the job is flexible: it could
+start at any hour and would run the same; past intensities stand in for future ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ecotrain.errors import UserError
+from ecotrain.grid_series import Series, timeline_segments
+
+HOUR = 3600.0
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+FLEXIBILITY = (
+    "Shifting assumes the job is flexible: it could start at any hour and would run the same "
+    "(same energy profile, no queue or deadline); past intensities stand in for future ones."
+)
+
+
+class AdviceError(UserError, ValueError):
+    """Advice cannot be given (no energy, no series, bad option); one line."""
+
+
+@dataclass
+class Profile:
+    """A job's facility energy per hour from its start, and what it rests on."""
+
+    hourly_kwh: list[float]
+    it_kwh: float
+    facility_kwh: float
+    gpu_hours: float
+    gpu_model: str | None
+    region: str | None
+    basis: str  # "recorded run abc123 (power timeline, 812 points)" / "planned: 8 x A100 ..."
+    started_at: datetime | None = None  # a recorded run's real start (UTC)
+    actual_co2_kg: float | None = None  # its time-resolved figure, when it has one
+    annual_co2_kg: float | None = None
+
+
+def _bucket_energy(segments: Sequence[tuple[float, float, float, float]]) -> list[float]:
+    """Energy (arbitrary units) per whole hour from t=0 of piecewise-linear power."""
+    out: list[float] = []
+    for t0, t1, w0, w1 in segments:
+        if t1 <= t0:
+            continue
+        slope = (w1 - w0) / (t1 - t0)
+        x = t0
+        while x < t1:
+            k = int(x // HOUR)
+            y = min(t1, (k + 1) * HOUR)
+            while len(out) <= k:
+                out.append(0.0)
+            out[k] += (y - x) * (w0 + slope * ((x + y) / 2 - t0))
+            x = y
+    return out
+
+
+def profile_from_run(run: Mapping[str, Any], timeline: Sequence[tuple[float, float]]) -> Profile:
+    """A recorded run's profile: its power timeline's shape, scaled to its facility energy."""
+    kwh = run.get("facility_energy_kwh")
+    if not kwh:
+        raise AdviceError(f"run {str(run.get('run_id'))[:12]} has no recorded energy to shift")
+    buckets = _bucket_energy(timeline_segments(timeline, run.get("duration_s") or 0.0))
+    total = sum(buckets)
+    if total <= 0:
+        buckets, total = [1.0], 1.0
+    shape = f"power timeline, {len(timeline)} points" if timeline else "no timeline: flat"
+    return Profile(
+        hourly_kwh=[kwh * b / total for b in buckets],
+        it_kwh=run.get("it_energy_kwh") or kwh,
+        facility_kwh=kwh,
+        gpu_hours=run.get("gpu_hours") or 0.0,
+        gpu_model=run.get("gpu_model"),
+        region=run.get("region"),
+        basis=f"recorded run {str(run['run_id'])[:12]} ({shape})",
+        started_at=run.get("started_at"),
+        actual_co2_kg=run.get("co2_series_kg"),
+        annual_co2_kg=run.get("co2_kg"),
+    )
+
+
+def profile_planned(gpu: str, hours: float, gpus: int, site: Any) -> Profile:
+    """A planned job: ``gpus`` x ``gpu`` for ``hours`` at the calculator's power (flat)."""
+    from ecotrain.estimate import estimate
+
+    if not hours or hours <= 0 or not math.isfinite(hours):
+        raise AdviceError(f"--hours must be > 0, got {hours}")
+    est = estimate(gpu, site, gpus=gpus, hours=hours)
+    acc = est.accounting
+    full, part = int(hours), hours - int(hours)
+    per_hour = acc.facility_energy_kwh / hours
+    hourly = [per_hour] * full + ([per_hour * part] if part > 1e-9 else [])
+    return Profile(
+        hourly_kwh=hourly,
+        it_kwh=acc.it_energy_kwh,
+        facility_kwh=acc.facility_energy_kwh,
+        gpu_hours=est.gpu_hours,
+        gpu_model=est.gpu.key,
+        region=site.intensity.region,
+        basis=f"planned: {est.basis}, {est.power_fraction:.0%} of board power, PUE "
+        f"{site.pue:g}",
+        annual_co2_kg=acc.co2_kg,
+    )
+
+
+def hourly_values(series: Series) -> dict[int, float]:
+    """The series as whole UTC hours (Unix hour number -> mean g/kWh of what covers it)."""
+    sums: dict[int, list[float]] = {}
+    for a, e, v in zip(series.starts, series.ends, series.values, strict=True):
+        x = a
+        while x < e:
+            h = int(x // HOUR)
+            y = min(e, (h + 1) * HOUR)
+            acc = sums.setdefault(h, [0.0, 0.0])
+            acc[0] += v * (y - x)
+            acc[1] += y - x
+            x = y
+    # an hour counts only when fully covered: a half-known hour would bias its average
+    return {h: s / t for h, (s, t) in sums.items() if t >= HOUR - 1e-6}
+
+
+@dataclass
+class Slot:
+    """One group of start times (an hour of day, a day of week) and its mean CO2e."""
+
+    label: str
+    co2_kg: float
+    starts: int
+    change_pct: float  # vs the reference (a start at a random hour)
+
+
+@dataclass
+class When:
+    """Advice on when: CO2e of the job by start hour of day and day of week."""
+
+    series: str
+    signal: str
+    licence: str | None
+    first: str
+    last: str
+    days: float
+    starts: int
+    reference_co2_kg: float  # mean over every possible start
+    by_hour: list[Slot]
+    by_day: list[Slot]
+    best_hour: Slot
+    best_day: Slot
+    worst_hour: Slot
+    best_start: str  # the single best start in the series
+    best_start_co2_kg: float
+    actual_co2_kg: float | None = None  # the recorded run as it happened (series)
+    best_hour_vs_actual_pct: float | None = None
+
+
+def _pct(value: float, ref: float) -> float:
+    return (value - ref) / ref * 100.0 if ref else 0.0
+
+
+def when(profile: Profile, series: Series) -> When:
+    """Replay ``profile`` at every whole-hour start ``series`` covers; group by hour/day."""
+    values = hourly_values(series)
+    energy = profile.hourly_kwh
+    n = len(energy)
+    if not values:
+        raise AdviceError(f"the {series.label()} covers no whole hour")
+    hours = sorted(values)
+    starts: list[tuple[int, float]] = []
+    for h in hours:
+        total = 0.0
+        for k in range(n):
+            v = values.get(h + k)
+            if v is None:
+                break
+            total += energy[k] * v
+        else:
+            starts.append((h, total / 1000.0))
+    if not starts:
+        span = (hours[-1] - hours[0] + 1) / 24
+        raise AdviceError(
+            f"the {series.label()} covers {span:.1f} days with no gap long enough for a "
+            f"{n}-hour job: import a longer series"
+        )
+    reference = sum(c for _, c in starts) / len(starts)
+    by_hour: dict[int, list[float]] = {}
+    by_day: dict[int, list[float]] = {}
+    for h, c in starts:
+        dt = datetime.fromtimestamp(h * HOUR, UTC)
+        by_hour.setdefault(dt.hour, []).append(c)
+        by_day.setdefault(dt.weekday(), []).append(c)
+
+    def slots(groups: dict[int, list[float]], name) -> list[Slot]:  # noqa: ANN001
+        return [
+            Slot(name(k), sum(v) / len(v), len(v), _pct(sum(v) / len(v), reference))
+            for k, v in sorted(groups.items())
+        ]
+
+    hour_slots = slots(by_hour, lambda k: f"{k:02d}:00 UTC")
+    day_slots = slots(by_day, lambda k: DAYS[k])
+    best_h, best_c = min(starts, key=lambda s: s[1])
+    out = When(
+        series=series.label(),
+        signal=series.signal,
+        licence=series.licence,
+        first=_iso(hours[0] * HOUR),
+        last=_iso((hours[-1] + 1) * HOUR),
+        days=(hours[-1] + 1 - hours[0]) / 24,
+        starts=len(starts),
+        reference_co2_kg=reference,
+        by_hour=hour_slots,
+        by_day=day_slots,
+        best_hour=min(hour_slots, key=lambda s: s.co2_kg),
+        best_day=min(day_slots, key=lambda s: s.co2_kg),
+        worst_hour=max(hour_slots, key=lambda s: s.co2_kg),
+        best_start=_iso(best_h * HOUR),
+        best_start_co2_kg=best_c,
+    )
+    if profile.actual_co2_kg:
+        out.actual_co2_kg = profile.actual_co2_kg
+        out.best_hour_vs_actual_pct = _pct(out.best_hour.co2_kg, profile.actual_co2_kg)
+    return out
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass
+class Where:
+    """The job at one site: CO2e and cost, and what each rests on."""
+
+    site: str
+    region: str
+    pue: float
+    g_per_kwh: float
+    intensity_basis: str
+    co2_kg: float
+    cost_usd: float | None
+    price_basis: str
+    change_pct: float | None = None  # CO2e vs the job's own site
+
+
+def sites_from_settings(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The lab's sites from flat settings: ``site.<name>.<key>`` -> {name: {key: value}}."""
+    sites: dict[str, dict[str, Any]] = {}
+    for key, value in settings.items():
+        if key.startswith("site.") and key.count(".") >= 2:
+            _, name, field_name = key.split(".", 2)
+            sites.setdefault(name, {})[field_name] = value
+    return sites
+
+
+def where(
+    profile: Profile,
+    sites: Mapping[str, Mapping[str, Any]],
+    home: Any | None = None,
+    engine: Any = None,
+) -> list[Where]:
+    """The job's IT energy at each site (``home``: the job's own Site, listed first)."""
+    from ecotrain.accounting import Energy, account, site_from_settings
+
+    energy = Energy.from_kwh(profile.it_kwh)
+    rows: list[Where] = []
+    candidates: list[tuple[str, Any]] = []
+    if home is not None:
+        candidates.append(("(this job's site)", home))
+    for name, settings in sites.items():
+        if not settings.get("region"):
+            raise AdviceError(f"[site.{name}] needs a region (e.g. region = \"SWE\")")
+        candidates.append((name, site_from_settings(settings)))
+    for name, site in candidates:
+        g, basis = site.intensity.g_per_kwh, f"annual: {site.intensity.source}"
+        if engine is not None:
+            mean = _series_mean(engine, site.intensity.region, profile)
+            if mean is not None:
+                g, basis = mean
+        acc = account(energy, site, gpu_hours=profile.gpu_hours, gpu_model=profile.gpu_model)
+        co2 = acc.facility_energy_kwh * g / 1000.0
+        if acc.cost_usd is not None:
+            unit = "GPU-hour" if site.cost_method == "gpu_hour" else "kWh"
+            price = f"USD {acc.price:g}/{unit} ({acc.price_source})"
+        else:
+            price = acc.cost_reason or "no price"
+        rows.append(
+            Where(name, site.intensity.region, site.pue, g, basis, co2, acc.cost_usd, price)
+        )
+    if rows:
+        base = rows[0].co2_kg
+        for r in rows:
+            r.change_pct = _pct(r.co2_kg, base) if base else None
+    return rows
+
+
+def _series_mean(engine: Any, region: str, profile: Profile) -> tuple[float, str] | None:
+    """A region's series, as the job's mean intensity over every start it allows."""
+    from ecotrain.grid_series import load_series
+
+    try:
+        series = load_series(engine, region, "average")
+        if series is None:
+            return None
+        w = when(profile, series)
+    except AdviceError:
+        return None
+    g = w.reference_co2_kg * 1000.0 / profile.facility_kwh if profile.facility_kwh else None
+    if g is None:
+        return None
+    return g, f"series: {w.series}, mean over {w.starts} starts {w.first} to {w.last}"
+
+
+@dataclass
+class Advice:
+    """Everything `ecotrain advise` says, with its basis."""
+
+    basis: str
+    region: str | None
+    facility_kwh: float
+    annual_co2_kg: float | None
+    when: When | None
+    when_note: str | None
+    where: list[Where] = field(default_factory=list)
+    where_note: str | None = None
+    flexibility: str = FLEXIBILITY
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        return asdict(self)
+
+
+def advise(
+    profile: Profile,
+    engine: Any,
+    sites: Mapping[str, Mapping[str, Any]],
+    home: Any | None = None,
+    signal: str = "average",
+) -> Advice:
+    """When and where for ``profile``: over the imported series of its region (``signal``:
+    average or marginal) and at the lab's other ``sites``."""
+    from ecotrain.grid_series import load_series
+
+    series = load_series(engine, profile.region, signal) if profile.region else None
+    when_part, note = None, None
+    if series is None:
+        note = (
+            f"no {signal} intensity series for region {profile.region or '(none)'}: import "
+            "one with `ecotrain grid import FILE` to see the best start time"
+        )
+    else:
+        try:
+            when_part = when(profile, series)
+        except AdviceError as e:
+            note = str(e)
+    where_note = None
+    if not sites:
+        where_note = (
+            "no other sites in config: list them as [site.NAME] tables with region, pue and "
+            "price_per_kwh (or cost_method/price_per_gpu_hour) to compare regions"
+        )
+    return Advice(
+        basis=profile.basis,
+        region=profile.region,
+        facility_kwh=profile.facility_kwh,
+        annual_co2_kg=profile.annual_co2_kg,
+        when=when_part,
+        when_note=note,
+        where=where(profile, sites, home, engine),
+        where_note=where_note,
+    )
