@@ -116,8 +116,7 @@ def profile_planned(gpu: str, hours: float, gpus: int, site: Any) -> Profile:
         gpu_hours=est.gpu_hours,
         gpu_model=est.gpu.key,
         region=site.intensity.region,
-        basis=f"planned: {est.basis}, {est.power_fraction:.0%} of board power, PUE "
-        f"{site.pue:g}",
+        basis=f"planned: {est.basis}, {est.power_fraction:.0%} of board power, PUE {site.pue:g}",
         annual_co2_kg=acc.co2_kg,
     )
 
@@ -284,7 +283,7 @@ def where(
         candidates.append(("(this job's site)", home))
     for name, settings in sites.items():
         if not settings.get("region"):
-            raise AdviceError(f"[site.{name}] needs a region (e.g. region = \"SWE\")")
+            raise AdviceError(f'[site.{name}] needs a region (e.g. region = "SWE")')
         candidates.append((name, site_from_settings(settings)))
     for name, site in candidates:
         g, basis = site.intensity.g_per_kwh, f"annual: {site.intensity.source}"

@@ -27,8 +27,13 @@ def sparkline(values: list[float]) -> str:
 
 @grid_app.command("import")
 def grid_import(
-    file: Annotated[str, typer.Argument(help="CSV export: Electricity Maps, ENTSO-E, EIA, "
-                                        "WattTime, or timestamp,zone,g_per_kwh.")],
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="CSV export: Electricity Maps, ENTSO-E, EIA, "
+            "WattTime, or timestamp,zone,g_per_kwh."
+        ),
+    ],
     zone: Annotated[str | None, typer.Option(help="Zone, when the file does not name it.")] = None,
     region: Annotated[
         str | None, typer.Option(help="ecotrain region the series applies to (FRA, USA/CA).")
@@ -140,8 +145,9 @@ def _home_site(run: dict[str, Any]):
         pue=run["pue"],
         pue_source=run.get("pue_source") or "",
         intensity=Intensity(
-            run.get("region") or "custom", run["intensity_g_per_kwh"], run.get("intensity_source")
-            or "",
+            run.get("region") or "custom",
+            run["intensity_g_per_kwh"],
+            run.get("intensity_source") or "",
         ),
         cost_method=run.get("cost_method") or "electricity",
         price=run.get("price"),

@@ -272,7 +272,7 @@ def read_series_file(
     state: dict[str, Any] = {"seen": set(), "mix": {}}  # per-file parser bookkeeping
     try:
         series: dict[tuple[str, str], ParsedSeries] = {}
-        for line, row in rows:
+        for line, row in rows:  # noqa: B007 - `line` names the bad row in the except
             if len(row) != len(header):
                 raise ValueError(f"{len(row)} fields where the header has {len(header)}")
             record = {h.strip(): v for h, v in zip(header, row, strict=True)}

@@ -184,7 +184,10 @@ def test_run_written_after_import_is_accounted_on_write(db_path: Path) -> None:
 
 def test_weighting_splits_at_gaps_and_finer_steps() -> None:
     # 30-minute series with a missing point: 10:00 -> 100, 10:30 -> (missing), 11:00 -> 300
-    t0 = datetime(2024, 5, 1, 10).timestamp() - datetime(2024, 5, 1, 10).astimezone().utcoffset().total_seconds()  # noqa: E501
+    t0 = (
+        datetime(2024, 5, 1, 10).timestamp()
+        - datetime(2024, 5, 1, 10).astimezone().utcoffset().total_seconds()
+    )  # noqa: E501
     series = make_series([(t0, 100.0), (t0 + 3600, 300.0)], step_s=1800)
     flat = timeline_segments([], 5400)  # 10:00 -> 11:30 at constant power
     w = weighted_intensity(flat, t0, series)
