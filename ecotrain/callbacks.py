@@ -40,10 +40,18 @@ class ProgressReporter:
             self._run = self._tracker.__enter__()
         return self._run
 
-    def step(self, step: int | None, total: int | None) -> None:
-        """Report a finished optimisation step when the total is known."""
+    def step(
+        self,
+        step: int | None,
+        total: int | None,
+        tokens: float | None = None,
+        samples: float | None = None,
+    ) -> None:
+        """Report a finished optimisation step when the total is known, with the tokens or
+        samples processed so far where the trainer knows them."""
         if step is not None and total:
-            self.run.progress(step, total)
+            work = {k: v for k, v in (("tokens", tokens), ("samples", samples)) if v}
+            self.run.progress(step, total, **work)
 
     def epoch(self, epoch: float | None, total: float | None) -> None:
         """Report a finished epoch when the number of epochs is known."""
@@ -81,7 +89,13 @@ def _hf_class() -> type:
             self.reporter = ProgressReporter(run)
 
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
-            self.reporter.step(state.global_step, state.max_steps)
+            # Tokens only when the Trainer counts them (include_num_input_tokens_seen);
+            # samples = steps x the global batch (per-device x devices x accumulation).
+            tokens = getattr(state, "num_input_tokens_seen", None) or None
+            batch = getattr(args, "train_batch_size", 0) * getattr(args, "world_size", 1)
+            batch *= getattr(args, "gradient_accumulation_steps", 1)
+            samples = state.global_step * batch if batch else None
+            self.reporter.step(state.global_step, state.max_steps, tokens, samples)
 
         def on_epoch_end(self, args, state, control, **kwargs):  # noqa: ANN001
             self.reporter.epoch(state.epoch, args.num_train_epochs)

@@ -73,6 +73,7 @@ class RunWatch:
             t_unix = event.get("t") if _is_number(event.get("t")) else time.time()
             elapsed = max(0.0, t_unix - self.t0_unix)
             self.progress.report(elapsed, self.rec.energy_j(), step, total, kind)
+            self.progress.note_work(tokens=event.get("tokens"), samples=event.get("samples"))
         elif kind == "checkpoint":
             path, role = event.get("path"), event.get("role", "produced")
             if not isinstance(path, str) or role not in ("produced", "consumed"):
