@@ -383,3 +383,108 @@ def advise(
         where=where(profile, sites, home, engine),
         where_note=where_note,
     )
+
+
+# -- the dashboard's "When & where" page (plain data, tested without Streamlit) ----------------
+
+
+def emissions_by_hour(engine: Any, flt: Any) -> list[dict[str, Any]]:
+    """CO2e and facility energy of the runs matching ``flt`` by UTC hour of day (24 rows):
+    each run's annual-basis figures spread evenly over the hours it ran."""
+    from sqlalchemy import select
+
+    from ecotrain.store.schema import runs
+
+    co2 = [0.0] * 24
+    kwh = [0.0] * 24
+    stmt = select(
+        runs.c.started_at, runs.c.duration_s, runs.c.co2_kg, runs.c.facility_energy_kwh
+    ).where(flt.where(), runs.c.duration_s > 0)
+    with engine.connect() as conn:
+        for started, duration, c, e in conn.execute(stmt):
+            if started is None or not duration:
+                continue
+            c, e = (c or 0.0) / duration, (e or 0.0) / duration  # per second
+            days, rest = divmod(duration, 86400.0)
+            if days:  # whole days add the same to every hour
+                for h in range(24):
+                    co2[h] += c * days * HOUR
+                    kwh[h] += e * days * HOUR
+            x = started.hour * HOUR + started.minute * 60 + started.second
+            end = x + rest
+            while x < end:
+                h = int(x // HOUR)
+                y = min(end, (h + 1) * HOUR)
+                co2[h % 24] += c * (y - x)
+                kwh[h % 24] += e * (y - x)
+                x = y
+    return [{"hour": h, "co2_kg": co2[h], "energy_kwh": kwh[h]} for h in range(24)]
+
+
+def intensity_by_hour(series: Series) -> list[dict[str, Any]]:
+    """A series' mean intensity by UTC hour of day (hours it covers)."""
+    groups: dict[int, list[float]] = {}
+    for h, v in hourly_values(series).items():
+        groups.setdefault(h % 24, []).append(v)
+    return [{"hour": h, "g_per_kwh": sum(v) / len(v)} for h, v in sorted(groups.items())]
+
+
+def biggest_projects_advice(
+    engine: Any, flt: Any, sites: Mapping[str, Mapping[str, Any]], top: int = 3
+) -> list[dict[str, Any]]:
+    """For the ``top`` projects by CO2e: their largest run, and the advice on it."""
+    from dataclasses import replace
+
+    from sqlalchemy import func, select
+
+    from ecotrain.store.queries import RunFilter, get_run, run_samples
+    from ecotrain.store.schema import runs
+
+    with engine.connect() as conn:
+        projects = conn.execute(
+            select(runs.c.project, func.sum(runs.c.co2_kg).label("co2"))
+            .where(flt.where())
+            .group_by(runs.c.project)
+            .order_by(func.sum(runs.c.co2_kg).desc())
+            .limit(top)
+        ).all()
+    out = []
+    for project, total in projects:
+        pflt = replace(flt, project=project) if isinstance(flt, RunFilter) else flt
+        with engine.connect() as conn:
+            run_id = conn.execute(
+                select(runs.c.run_id)
+                .where(pflt.where(), runs.c.facility_energy_kwh > 0)
+                .order_by(runs.c.facility_energy_kwh.desc())
+                .limit(1)
+            ).scalar()
+        if run_id is None:
+            continue
+        run = get_run(engine, run_id)
+        timeline = [
+            (s["t_s"], (s["gpu_w"] or 0) + (s["cpu_w"] or 0) + (s["ram_w"] or 0))
+            for s in run_samples(engine, run_id)
+        ]
+        try:
+            advice = advise(profile_from_run(run, timeline), engine, sites)
+        except UserError as e:
+            out.append({"project": project, "project_co2_kg": total, "note": str(e)})
+            continue
+        w = advice.when
+        best_site = min(advice.where, key=lambda r: r.co2_kg) if advice.where else None
+        out.append(
+            {
+                "project": project,
+                "project_co2_kg": total,
+                "run": run_id[:12],
+                "run_co2_kg": run.get("co2_kg"),
+                "best_hour": w.best_hour.label if w else None,
+                "best_hour_change_pct": w.best_hour.change_pct if w else None,
+                "best_day": w.best_day.label if w else None,
+                "best_day_change_pct": w.best_day.change_pct if w else None,
+                "best_site": best_site.site if best_site else None,
+                "best_site_co2_kg": best_site.co2_kg if best_site else None,
+                "note": advice.when_note or "",
+            }
+        )
+    return out
