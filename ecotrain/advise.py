@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ecotrain.errors import UserError
-from ecotrain.grid_series import Series, timeline_segments
+from ecotrain.grid_series import PowerCurve, Series
 
 HOUR = 3600.0
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -56,22 +56,11 @@ class Profile:
     annual_co2_kg: float | None = None
 
 
-def _bucket_energy(segments: Sequence[tuple[float, float, float, float]]) -> list[float]:
-    """Energy (arbitrary units) per whole hour from t=0 of piecewise-linear power."""
-    out: list[float] = []
-    for t0, t1, w0, w1 in segments:
-        if t1 <= t0:
-            continue
-        slope = (w1 - w0) / (t1 - t0)
-        x = t0
-        while x < t1:
-            k = int(x // HOUR)
-            y = min(t1, (k + 1) * HOUR)
-            while len(out) <= k:
-                out.append(0.0)
-            out[k] += (y - x) * (w0 + slope * ((x + y) / 2 - t0))
-            x = y
-    return out
+def _bucket_energy(curve: PowerCurve) -> list[float]:
+    """Energy (the curve's units) in each whole hour from the run's start."""
+    hours = max(1, math.ceil(curve.duration / HOUR - 1e-9))
+    marks = [curve.energy_at(min(k * HOUR, curve.duration)) for k in range(hours + 1)]
+    return [b - a for a, b in zip(marks, marks[1:], strict=False)]
 
 
 def profile_from_run(run: Mapping[str, Any], timeline: Sequence[tuple[float, float]]) -> Profile:
@@ -79,7 +68,7 @@ def profile_from_run(run: Mapping[str, Any], timeline: Sequence[tuple[float, flo
     kwh = run.get("facility_energy_kwh")
     if not kwh:
         raise AdviceError(f"run {str(run.get('run_id'))[:12]} has no recorded energy to shift")
-    buckets = _bucket_energy(timeline_segments(timeline, run.get("duration_s") or 0.0))
+    buckets = _bucket_energy(PowerCurve(timeline, run.get("duration_s") or 0.0))
     total = sum(buckets)
     if total <= 0:
         buckets, total = [1.0], 1.0

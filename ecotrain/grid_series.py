@@ -33,6 +33,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -663,27 +664,42 @@ def make_series(
 # -- weighting a run's timeline -------------------------------------------------------------
 
 
-def timeline_segments(
-    timeline: Sequence[tuple[float, float]], duration_s: float
-) -> list[tuple[float, float, float, float]]:
-    """The run's power as linear pieces (t0, t1, w0, w1) over [0, duration]: the trapezoid
-    rule between samples, the first sample's power before it and the last's after it. With
-    no timeline, a flat profile (any constant: only the shape of the weighting matters)."""
-    duration_s = max(duration_s, timeline[-1][0] if timeline else 0.0)
-    if not timeline:
-        return [(0.0, duration_s, 1.0, 1.0)] if duration_s > 0 else []
-    segs: list[tuple[float, float, float, float]] = []
-    t_prev, w_prev = 0.0, timeline[0][1]
-    for t, w in timeline:
-        if t > t_prev:
-            segs.append((t_prev, t, w_prev, w))
-        t_prev, w_prev = max(t, t_prev), w
-    if duration_s > t_prev:
-        segs.append((t_prev, duration_s, w_prev, w_prev))
-    if segs and sum((a1 - a0) * (w0 + w1) for a0, a1, w0, w1 in segs) <= 0:
-        # All-zero power (a sensor that read nothing): weight by time instead.
-        segs = [(a0, a1, 1.0, 1.0) for a0, a1, _, _ in segs]
-    return segs
+class PowerCurve:
+    """A run's power over [0, duration]: linear between timeline points (the trapezoid
+    rule), the first point's power before it and the last's after it; with no timeline, or
+    one that read only zeros, flat (only the *shape* weights, so any constant will do).
+
+    :meth:`energy_at` is the cumulative energy at ``t`` (J), in O(log n) after an O(n)
+    set-up done in list comprehensions: what makes 100,000 runs a matter of seconds."""
+
+    __slots__ = ("ts", "ws", "cum", "duration", "total", "points")
+
+    def __init__(self, timeline: Sequence[tuple[float, float]], duration_s: float) -> None:
+        self.points = len(timeline)
+        ts = [float(t) for t, _ in timeline]
+        ws = [float(w or 0.0) for _, w in timeline]
+        duration = max(float(duration_s or 0.0), ts[-1] if ts else 0.0)
+        if not ts or not any(ws):
+            ts, ws = [0.0], [1.0]
+        self.ts, self.ws, self.duration = ts, ws, duration
+        areas = [
+            (t1 - t0) * (w0 + w1) * 0.5
+            for t0, t1, w0, w1 in zip(ts, ts[1:], ws, ws[1:], strict=False)
+        ]
+        self.cum = list(accumulate(areas, initial=max(ts[0], 0.0) * ws[0]))
+        self.total = self.energy_at(duration)
+
+    def energy_at(self, t: float) -> float:
+        """Energy from the start to ``t`` seconds into the run."""
+        ts, ws = self.ts, self.ws
+        if t <= ts[0]:
+            return max(t, 0.0) * ws[0]
+        if t >= ts[-1]:
+            return self.cum[-1] + (t - ts[-1]) * ws[-1]
+        i = bisect.bisect_right(ts, t) - 1
+        dt = t - ts[i]
+        slope = (ws[i + 1] - ws[i]) / (ts[i + 1] - ts[i])
+        return self.cum[i] + dt * (ws[i] + slope * dt * 0.5)
 
 
 @dataclass
@@ -695,41 +711,35 @@ class Weighted:
     points: int  # how many series periods the run touched
 
 
-def weighted_intensity(
-    segments: Sequence[tuple[float, float, float, float]], start_epoch: float, series: Series
-) -> Weighted:
+def weighted_intensity(curve: PowerCurve, start_epoch: float, series: Series) -> Weighted:
     """Sum over series periods of (energy the run spent in the period x its intensity),
-    divided by the energy spent in covered periods. Energy is the integral of the piecewise
-    linear power (``segments``, from :func:`timeline_segments`), split exactly at period
-    boundaries and gaps."""
+    divided by the energy spent in covered periods. The energy in a period is the curve's
+    cumulative energy at its end minus at its start: exact for the piecewise-linear power,
+    split at period boundaries and gaps."""
     bounds, held = series.bounds, series.held
     n = len(bounds)
     total = covered = weighted = 0.0
-    touched: set[int] = set()
-    for t0, t1, w0, w1 in segments:
-        a, b = start_epoch + t0, start_epoch + t1
-        if b <= a:
-            continue
-        slope = (w1 - w0) / (b - a)
-        k = bisect.bisect_right(bounds, a) - 1
-        x = a
-        while x < b:
-            nxt = bounds[k + 1] if k + 1 < n else b
-            y = b if nxt > b else nxt
-            if y > x:
-                e = (y - x) * (w0 + slope * ((x + y) / 2 - a))  # exact for a linear piece
-                total += e
-                value = held[k] if k >= 0 else None
-                if value is not None:
-                    covered += e
-                    weighted += e * value
-                    touched.add(k)
-                x = y
-            if y == nxt:
-                k += 1
+    touched = 0
+    a, b = start_epoch, start_epoch + curve.duration
+    k = bisect.bisect_right(bounds, a) - 1
+    x, ex = a, 0.0
+    while x < b:
+        nxt = bounds[k + 1] if k + 1 < n else b
+        y = b if nxt > b else nxt
+        if y > x:
+            ey = curve.total if y >= b else curve.energy_at(y - a)
+            e = ey - ex
+            total += e
+            value = held[k] if k >= 0 else None
+            if value is not None:
+                covered += e
+                weighted += e * value
+                touched += 1
+            x, ex = y, ey
+        k += 1
     if total <= 0:
         return Weighted(None, 0.0, 0)
-    return Weighted(weighted / covered if covered > 0 else None, covered / total, len(touched))
+    return Weighted(weighted / covered if covered > 0 else None, covered / total, touched)
 
 
 def time_resolved(
@@ -742,7 +752,7 @@ def time_resolved(
     duration = run.get("duration_s") or 0.0
     if started is None or kwh is None:
         return None
-    w = weighted_intensity(timeline_segments(timeline, duration), _epoch(started), series)
+    w = weighted_intensity(PowerCurve(timeline, duration), _epoch(started), series)
     if w.g_per_kwh is None or w.coverage < MIN_COVERAGE:
         return None
     shape = (
@@ -762,17 +772,25 @@ def time_resolved(
     }
 
 
-def _timeline(conn: Any, run_id: str) -> list[tuple[float, float]]:
+def _timelines(conn: Any, run_ids: Sequence[str]) -> dict[str, list[tuple[float, float]]]:
+    """The power timelines (t_s, total W) of several runs, in one query."""
     from sqlalchemy import select
 
     from ecotrain.store.schema import samples
 
+    out: dict[str, list[tuple[float, float]]] = {r: [] for r in run_ids}
     rows = conn.execute(
-        select(samples.c.t_s, samples.c.gpu_w, samples.c.cpu_w, samples.c.ram_w)
-        .where(samples.c.run_id == run_id)
-        .order_by(samples.c.t_s)
-    ).all()
-    return [(t, (g or 0.0) + (c or 0.0) + (r or 0.0)) for t, g, c, r in rows]
+        select(samples.c.run_id, samples.c.t_s, samples.c.gpu_w, samples.c.cpu_w, samples.c.ram_w)
+        .where(samples.c.run_id.in_(list(run_ids)))
+        .order_by(samples.c.run_id, samples.c.t_s)
+    )
+    for run_id, t, g, c, r in rows:
+        out[run_id].append((t, (g or 0.0) + (c or 0.0) + (r or 0.0)))
+    return out
+
+
+SERIES_COLUMNS = ("co2_series_kg", "intensity_series_g_per_kwh", "co2_series_method")
+CHUNK = 500  # runs per timeline query and per batch of updates
 
 
 def apply_to_runs(
@@ -785,7 +803,7 @@ def apply_to_runs(
     """Compute and store the time-resolved CO2e of finished runs in ``region`` (optionally
     only those starting in [start, end), or only ``run_ids``); returns how many got one.
     A run the series no longer covers keeps no stale figure."""
-    from sqlalchemy import select, update
+    from sqlalchemy import bindparam, select, update
 
     from ecotrain.store.schema import runs
 
@@ -793,6 +811,7 @@ def apply_to_runs(
         runs.c.run_id, runs.c.started_at, runs.c.duration_s, runs.c.facility_energy_kwh
     ).where(runs.c.region == region, runs.c.ended_at.isnot(None))
     if start is not None:
+        # a run that started before the series may still end inside it
         stmt = stmt.where(runs.c.started_at >= start - timedelta(days=60))
     if end is not None:
         stmt = stmt.where(runs.c.started_at < end)
@@ -805,19 +824,22 @@ def apply_to_runs(
     first = min(r["started_at"] for r in rows) - timedelta(hours=2)
     last = max(r["started_at"] + timedelta(seconds=r["duration_s"] or 0) for r in rows)
     series = load_series(engine, region, "average", first, last + timedelta(hours=2))
+    setter = (
+        update(runs)
+        .where(runs.c.run_id == bindparam("rid"))
+        .values({c: bindparam(c) for c in SERIES_COLUMNS})
+    )
     done = 0
-    with engine.begin() as conn:
-        for r in rows:
-            cols = None
-            if series is not None:
-                cols = time_resolved(r, _timeline(conn, r["run_id"]), series)
-            if cols is None:
-                cols = dict.fromkeys(
-                    ("co2_series_kg", "intensity_series_g_per_kwh", "co2_series_method")
-                )
-            else:
-                done += 1
-            conn.execute(update(runs).where(runs.c.run_id == r["run_id"]).values(**cols))
+    for i in range(0, len(rows), CHUNK):
+        chunk = rows[i : i + CHUNK]
+        with engine.begin() as conn:
+            timelines = _timelines(conn, [r["run_id"] for r in chunk]) if series else {}
+            params = []
+            for r in chunk:
+                cols = time_resolved(r, timelines[r["run_id"]], series) if series else None
+                done += cols is not None
+                params.append({"rid": r["run_id"], **(cols or dict.fromkeys(SERIES_COLUMNS))})
+            conn.execute(setter, params)
     return done
 
 

@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 from ecotrain.grid_series import (
     LBS_PER_MWH_TO_G_PER_KWH,
     GridFileError,
+    PowerCurve,
     make_series,
     read_series_file,
     time_resolved,
-    timeline_segments,
     weighted_intensity,
 )
 from ecotrain.store.db import Store
@@ -189,7 +189,7 @@ def test_weighting_splits_at_gaps_and_finer_steps() -> None:
         - datetime(2024, 5, 1, 10).astimezone().utcoffset().total_seconds()
     )  # noqa: E501
     series = make_series([(t0, 100.0), (t0 + 3600, 300.0)], step_s=1800)
-    flat = timeline_segments([], 5400)  # 10:00 -> 11:30 at constant power
+    flat = PowerCurve([], 5400)  # 10:00 -> 11:30 at constant power
     w = weighted_intensity(flat, t0, series)
     assert w.coverage == pytest.approx(2 / 3)  # 10:30-11:00 falls in the gap
     assert w.g_per_kwh == pytest.approx(200.0)
