@@ -196,3 +196,19 @@ def test_weighting_splits_at_gaps_and_finer_steps() -> None:
     assert w.points == 2
     run = {"started_at": datetime(2024, 5, 1, 10), "duration_s": 5400, "facility_energy_kwh": 1}
     assert time_resolved(run, [], series) is None  # below 99% coverage: no figure
+
+
+def test_series_and_time_resolved_figure_on_postgresql(pg_url: str) -> None:
+    store = Store(pg_url)
+    store.write_record(
+        _run("pgramp", "2024-01-01T23:30:00", 3600, 2.0, [[0, 0, 0, 0], [3600, 2000, 0, 0]])
+    )
+    out = run_cli("grid", "import", str(DATA / "electricitymaps_FR_hourly.csv"), "--db", pg_url)
+    assert out.returncode == 0, out.stderr
+    again = run_cli("grid", "import", str(DATA / "electricitymaps_FR_hourly.csv"), "--db", pg_url)
+    assert "6 points (0 new)" in again.stdout
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(grid_points)).scalar() == 6
+        row = conn.execute(select(Store_runs()).where(Store_runs().c.run_id == "pgramp")).one()
+    assert row.co2_series_kg == pytest.approx(0.180)
+    store.engine.dispose()
