@@ -175,3 +175,27 @@ def report_sentences(engine: Any, flt: Any, n_runs: int, gpu_hours: float) -> st
     if figure is not None:
         out.append(figure.sentence())
     return " ".join(out)
+
+
+def show_lines(run: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Extra `ecotrain show` lines: the time-resolved CO2e and the per-unit figures."""
+    from ecotrain.units import fmt, fmt_co2
+
+    lines = []
+    if run.get("co2_series_kg") is not None:
+        lines.append(
+            ("CO2e time-resolved", f"{fmt_co2(run['co2_series_kg'])} ({run['co2_series_method']})")
+        )
+    figures = per_unit(run)
+    for unit, (_, label) in UNITS.items():
+        if unit in figures:
+            tag = "1m_tokens" if unit == "tokens" else "1k_samples"
+            lines.append(
+                (
+                    f"per {label}",
+                    f"{fmt(figures[f'wh_per_{tag}'], 'Wh', 3)}, "
+                    f"{fmt(figures[f'g_co2e_per_{tag}'], 'g CO2e', 3)} "
+                    f"({figures[unit]:,.0f} {unit})",
+                )
+            )
+    return lines

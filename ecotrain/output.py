@@ -117,6 +117,7 @@ def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
             f"({run.get('intensity_source')})",
         ),
         ("CO2e", fmt_co2(run.get("co2_kg"))),
+        *_when_and_work(run),
         (
             "cost",
             f"{fmt_usd(run.get('cost_usd'))} ({run.get('cost_method')} at {run.get('price')}, "
@@ -143,6 +144,12 @@ def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         console.print(f"{key:<{width}}  {value}", markup=False)
+
+
+def _when_and_work(run: dict) -> list[tuple[str, str]]:
+    from ecotrain.efficiency import show_lines  # time-resolved CO2e, per unit of work
+
+    return show_lines(run)
 
 
 def _energy(run: dict, component: str) -> str:

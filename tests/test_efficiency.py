@@ -37,6 +37,8 @@ def test_units_of_work_reach_the_record_through_ecotrain_run(db_path: Path) -> N
     assert figures["wh_per_1m_tokens"] == pytest.approx(kwh * 1000 / 0.8)
     assert figures["g_co2e_per_1m_tokens"] == pytest.approx(co2 * 1000 / 0.8)
     assert figures["wh_per_1k_samples"] == pytest.approx(kwh * 1000 / 2)
+    shown = run_cli("show", row["run_id"][:12])
+    assert "per 1M tokens" in shown.stdout and "(800,000 tokens)" in shown.stdout
     # and the report says so
     report = run_cli("report", "--project", "work", "--format", "json")
     assert report.returncode == 0, report.stderr

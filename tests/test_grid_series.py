@@ -156,6 +156,9 @@ def test_run_across_midnight_gets_hand_computed_co2(db_path: Path) -> None:
     assert row.co2_kg == pytest.approx(0.112)  # the annual figure stays as it was
     assert "time-resolved" in row.co2_series_method and "FR average series" in row.co2_series_method
     assert "2 period(s)" in row.co2_series_method and "coverage 100%" in row.co2_series_method
+    shown = run_cli("show", "ramp")
+    assert shown.returncode == 0, shown.stderr
+    assert "CO2e time-resolved" in shown.stdout and "90 g CO2e/kWh" in shown.stdout
 
 
 def Store_runs():  # noqa: N802 - the runs table, imported late like the store does
