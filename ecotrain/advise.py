@@ -3,9 +3,9 @@
 **When.** A job's energy profile (a recorded run's power timeline, or a planned job's flat
 draw) is replayed at every whole-hour start the imported series allows; each start's CO2e is
 the sum over the job's hours of (facility energy in that hour x the grid's intensity then).
-Starts are grouped by hour of day and by day of week (UTC); the best of each is compared
-with a start at a random hour of the series (the mean over all starts) and, for a recorded
-run, with the run as it happened.
+Starts are grouped by hour of day and by day of week (UTC, or a given time zone); the best
+of each is compared with a start at a random hour of the series (the mean over all starts)
+and, for a recorded run, with the run as it happened.
 
 **Where.** The same IT energy at every site the lab lists in its config (``[site.NAME]``
 tables with ``region``, ``pue``, ``price_per_kwh`` or ``cost_method``/``price_per_gpu_hour``):
@@ -163,8 +163,22 @@ def _pct(value: float, ref: float) -> float:
     return (value - ref) / ref * 100.0 if ref else 0.0
 
 
-def when(profile: Profile, series: Series) -> When:
-    """Replay ``profile`` at every whole-hour start ``series`` covers; group by hour/day."""
+def _zone(tz: str | None):  # noqa: ANN202 - a tzinfo
+    if not tz or tz.upper() == "UTC":
+        return UTC
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise AdviceError(f"unknown time zone {tz!r}: use an IANA name like Europe/Paris") from None
+
+
+def when(profile: Profile, series: Series, tz: str | None = None) -> When:
+    """Replay ``profile`` at every whole-hour start ``series`` covers; group by hour of day
+    and day of week in ``tz`` (an IANA zone; default UTC)."""
+    zone = _zone(tz)
+    label = "UTC" if zone is UTC else str(tz)
     values = hourly_values(series)
     energy = profile.hourly_kwh
     n = len(energy)
@@ -191,7 +205,7 @@ def when(profile: Profile, series: Series) -> When:
     by_hour: dict[int, list[float]] = {}
     by_day: dict[int, list[float]] = {}
     for h, c in starts:
-        dt = datetime.fromtimestamp(h * HOUR, UTC)
+        dt = datetime.fromtimestamp(h * HOUR, zone)
         by_hour.setdefault(dt.hour, []).append(c)
         by_day.setdefault(dt.weekday(), []).append(c)
 
@@ -201,15 +215,15 @@ def when(profile: Profile, series: Series) -> When:
             for k, v in sorted(groups.items())
         ]
 
-    hour_slots = slots(by_hour, lambda k: f"{k:02d}:00 UTC")
+    hour_slots = slots(by_hour, lambda k: f"{k:02d}:00 {label}")
     day_slots = slots(by_day, lambda k: DAYS[k])
     best_h, best_c = min(starts, key=lambda s: s[1])
     out = When(
         series=series.label(),
         signal=series.signal,
         licence=series.licence,
-        first=_iso(hours[0] * HOUR),
-        last=_iso((hours[-1] + 1) * HOUR),
+        first=_iso(hours[0] * HOUR, zone),
+        last=_iso((hours[-1] + 1) * HOUR, zone),
         days=(hours[-1] + 1 - hours[0]) / 24,
         starts=len(starts),
         reference_co2_kg=reference,
@@ -218,7 +232,7 @@ def when(profile: Profile, series: Series) -> When:
         best_hour=min(hour_slots, key=lambda s: s.co2_kg),
         best_day=min(day_slots, key=lambda s: s.co2_kg),
         worst_hour=max(hour_slots, key=lambda s: s.co2_kg),
-        best_start=_iso(best_h * HOUR),
+        best_start=_iso(best_h * HOUR, zone),
         best_start_co2_kg=best_c,
     )
     if profile.actual_co2_kg:
@@ -227,8 +241,8 @@ def when(profile: Profile, series: Series) -> When:
     return out
 
 
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _iso(t: float, zone=UTC) -> str:  # noqa: ANN001
+    return datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @dataclass
@@ -339,6 +353,7 @@ def advise(
     sites: Mapping[str, Mapping[str, Any]],
     home: Any | None = None,
     signal: str = "average",
+    tz: str | None = None,
 ) -> Advice:
     """When and where for ``profile``: over the imported series of its region (``signal``:
     average or marginal) and at the lab's other ``sites``."""
@@ -353,7 +368,7 @@ def advise(
         )
     else:
         try:
-            when_part = when(profile, series)
+            when_part = when(profile, series, tz)
         except AdviceError as e:
             note = str(e)
     where_note = None

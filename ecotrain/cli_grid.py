@@ -163,6 +163,9 @@ def advise(
     gpus: Annotated[int, typer.Option(help="Planned job: number of GPUs.")] = 1,
     region: Annotated[str | None, typer.Option(help="Planned job's region.")] = None,
     signal: Annotated[str, typer.Option(help="Series signal: average or marginal.")] = "average",
+    tz: Annotated[
+        str | None, typer.Option(help="Time zone for hours and days (default UTC).")
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -194,7 +197,7 @@ def advise(
         home = site_from_settings(settings.flat())
         profile = profile_planned(gpu, hours, gpus, home)
     advice = make_advice(
-        profile, store.engine, sites_from_settings(settings.flat()), home, signal=signal
+        profile, store.engine, sites_from_settings(settings.flat()), home, signal=signal, tz=tz
     )
     if as_json:
         print(json.dumps(advice.to_dict(), indent=2, default=str))

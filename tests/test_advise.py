@@ -43,6 +43,9 @@ def test_best_hour_of_day_is_the_clean_window() -> None:
         (0.3 - advice.reference_co2_kg) / advice.reference_co2_kg * 100
     )
     assert advice.best_start == "2024-03-04 03:00 UTC"
+    paris = when(flat(3), series, tz="Europe/Paris")  # UTC+1 in March
+    assert paris.best_hour.label == "04:00 Europe/Paris"
+    assert paris.best_hour.co2_kg == pytest.approx(0.3)
 
 
 def test_best_day_of_week() -> None:
