@@ -45,8 +45,9 @@ MIN_COVERAGE = 0.99
 MAX_G_PER_KWH = 5000.0  # beyond any real grid (lignite ~1,100): a unit or column mistake
 
 EM_TIME = "Datetime (UTC)"
-EM_LCA = ("Carbon Intensity gCO₂eq/kWh (LCA)", "Carbon Intensity gCO₂eq/kWh (Life cycle)")
-EM_DIRECT = "Carbon Intensity gCO₂eq/kWh (direct)"
+# Matched after _column() spells CO₂ as CO2: "Carbon Intensity gCO₂eq/kWh (LCA)" in the files.
+EM_LCA = ("Carbon Intensity gCO2eq/kWh (LCA)", "Carbon Intensity gCO2eq/kWh (Life cycle)")
+EM_DIRECT = "Carbon Intensity gCO2eq/kWh (direct)"
 
 # Production types -> codecarbon lifecycle factor keys. Storage (pumped hydro, batteries) is
 # left out: it re-delivers energy generated earlier, already counted at its source.
@@ -213,9 +214,14 @@ def _mix_intensity(mix: dict[str, float], factors: dict[str, float]) -> float | 
     return sum(mw * factors[key] for key, mw in mix.items()) / total
 
 
+def _column(name: str) -> str:
+    """A header cell as matched: trimmed, CO₂ spelt CO2 (spreadsheets re-save it either way)."""
+    return name.strip().replace("₂", "2")
+
+
 def detect_format(header: Sequence[str]) -> str:
     """Which export a header row belongs to: electricitymaps, entsoe, eia, watttime, plain."""
-    cols = {h.strip() for h in header}
+    cols = {_column(h) for h in header}
     lower = {c.lower() for c in cols}
     if EM_TIME in cols and (cols & set(EM_LCA) or EM_DIRECT in cols):
         return "electricitymaps"
@@ -260,7 +266,8 @@ def read_series_file(
     except StopIteration:
         raise GridFileError(f"{path}: the file is empty") from None
     fmt = detect_format(header)
-    rows = ((i, row) for i, row in enumerate(reader, start=2) if any(c.strip() for c in row))
+    # reader.line_num: the physical line a row ended on (a quoted field may span lines)
+    rows = ((reader.line_num, row) for row in reader if any(c.strip() for c in row))
     parser = {
         "electricitymaps": _read_electricitymaps,
         "entsoe": _read_entsoe,
@@ -275,7 +282,7 @@ def read_series_file(
         for line, row in rows:  # noqa: B007 - `line` names the bad row in the except
             if len(row) != len(header):
                 raise ValueError(f"{len(row)} fields where the header has {len(header)}")
-            record = {h.strip(): v for h, v in zip(header, row, strict=True)}
+            record = {_column(h): v for h, v in zip(header, row, strict=True)}
             for item in parser(record, zone, basis, state):
                 key_zone, signal, ts, value, source, hint = item
                 if value is None:

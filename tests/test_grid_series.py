@@ -40,6 +40,13 @@ def test_electricity_maps_lifecycle_and_direct_columns() -> None:
     assert direct[("FR", "average")].points[datetime(2024, 1, 2, 0)] == 79.0
 
 
+def test_electricity_maps_resaved_with_ascii_co2(tmp_path: Path) -> None:
+    text = (DATA / "electricitymaps_FR_hourly.csv").read_text().replace("₂", "2")
+    (tmp_path / "fr.csv").write_text(text)
+    fmt, series = read_series_file(tmp_path / "fr.csv")
+    assert fmt == "electricitymaps" and len(series[0].points) == 6
+
+
 def test_entsoe_generation_mix_gives_derived_intensity() -> None:
     fmt, series = points("entsoe_generation_DE_LU.csv")
     assert fmt == "entsoe"
