@@ -59,6 +59,17 @@ def test_entsoe_generation_mix_gives_derived_intensity() -> None:
     assert "ENTSO-E" in de.source
 
 
+def test_entsoe_local_time_across_the_autumn_clock_change() -> None:
+    _, series = points("entsoe_generation_DE_LU_cet.csv")
+    # 01:00 CEST, 02:00 CEST, 02:00 CET (the repeated hour), 03:00 CET -> 23, 00, 01, 02 UTC
+    assert sorted(series[("DE-LU", "average")].points.items()) == [
+        (datetime(2024, 10, 26, 23), pytest.approx((743 + 26) / 2)),
+        (datetime(2024, 10, 27, 0), pytest.approx(743)),
+        (datetime(2024, 10, 27, 1), pytest.approx(26)),
+        (datetime(2024, 10, 27, 2), pytest.approx((743 + 3 * 26) / 4)),
+    ]
+
+
 def test_eia_hour_ending_periods_and_storage_left_out() -> None:
     fmt, series = points("eia_fuel_type_CISO.csv")
     assert fmt == "eia"
