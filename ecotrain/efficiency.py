@@ -152,12 +152,17 @@ def report_sentences(engine: Any, flt: Any, n_runs: int, gpu_hours: float) -> st
     from ecotrain.units import fmt_co2
 
     settings = load_settings()
+    basis = settings.get("co2_basis", "annual")
+    if basis not in ("annual", "time-resolved"):
+        from ecotrain.errors import UserError
+
+        raise UserError(f"co2_basis must be annual or time-resolved, got {basis!r}")
     out = []
     tr = time_resolved_summary(engine, flt)
     if tr["runs"]:
         headline = (
             "the totals above use the annual figure for comparability"
-            if settings.get("co2_basis", "annual") != "time-resolved"
+            if basis == "annual"
             else "co2_basis = time-resolved is configured: quote this figure for these runs"
         )
         out.append(

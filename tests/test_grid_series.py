@@ -177,6 +177,15 @@ def test_run_across_midnight_gets_hand_computed_co2(db_path: Path) -> None:
     shown = run_cli("show", "ramp")
     assert shown.returncode == 0, shown.stderr
     assert "CO2e time-resolved" in shown.stdout and "90 g CO2e/kWh" in shown.stdout
+    report = run_cli("report", "--project", "p", "--format", "json")
+    assert report.returncode == 0, report.stderr
+    method = json.loads(report.stdout)["methodology"]
+    assert "Time-resolved CO2e" in method and "1 of 1 runs covered" in method
+    assert "use the annual figure for comparability" in method
+    chosen = run_cli(
+        "report", "--project", "p", "--format", "json", env={"ECOTRAIN_CO2_BASIS": "time-resolved"}
+    )
+    assert "quote this figure" in json.loads(chosen.stdout)["methodology"]
 
 
 def Store_runs():  # noqa: N802 - the runs table, imported late like the store does
