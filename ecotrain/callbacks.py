@@ -123,12 +123,16 @@ def _lightning_class() -> type:
 
         def __init__(self, run: Any = None) -> None:
             self.reporter = ProgressReporter(run)
+            self.samples = 0  # samples seen on all devices, counted batch by batch
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):  # noqa: ANN001
             total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
             if total is None and trainer.num_training_batches and trainer.max_epochs:
                 total = trainer.num_training_batches * trainer.max_epochs
-            self.reporter.step(trainer.global_step, total)
+            size = batch_size(batch)
+            if size:
+                self.samples += size * (getattr(trainer, "world_size", 1) or 1)
+            self.reporter.step(trainer.global_step, total, samples=self.samples or None)
 
         def on_train_epoch_end(self, trainer, pl_module):  # noqa: ANN001
             self.reporter.epoch(trainer.current_epoch + 1, trainer.max_epochs)
@@ -148,6 +152,20 @@ def _lightning_class() -> type:
             self.reporter.close()
 
     return EcotrainLightningCallback
+
+
+def batch_size(batch: Any) -> int | None:
+    """Samples in a training batch: the first dimension of a tensor, or of the first tensor
+    in a tuple, list or dict (inputs first, as Lightning batches usually are); else None."""
+    if isinstance(batch, dict):
+        batch = next(iter(batch.values()), None)
+    elif isinstance(batch, list | tuple):
+        batch = batch[0] if batch else None
+    shape = getattr(batch, "shape", None)
+    try:
+        return int(shape[0]) if shape is not None and len(shape) > 0 else None
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def hf_callback(run: Any = None) -> Any:

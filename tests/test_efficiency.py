@@ -77,3 +77,15 @@ def test_embodied_is_off_by_default_and_beside_when_on() -> None:
     assert "not included in" in on.sentence() and "BLOOM" in on.source
     custom = embodied(10.0, {"embodied": "true", "embodied_kg_per_gpu_hour": 0.013})
     assert custom.kg == pytest.approx(0.13) and custom.source.startswith("configured")
+
+
+def test_lightning_batch_size_for_samples() -> None:
+    np = pytest.importorskip("numpy")
+    from ecotrain.callbacks import batch_size
+
+    x = np.zeros((32, 128))
+    assert batch_size(x) == 32
+    assert batch_size((x, np.zeros(32))) == 32
+    assert batch_size({"input_ids": np.zeros((8, 512)), "labels": np.zeros(8)}) == 8
+    assert batch_size([]) is None and batch_size("text") is None
+    assert batch_size(np.float32(1)) is None  # a 0-d value has no batch dimension
