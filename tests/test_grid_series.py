@@ -10,15 +10,8 @@ import pytest
 from conftest import run_cli
 from sqlalchemy import func, select
 
-from ecotrain.grid_series import (
-    LBS_PER_MWH_TO_G_PER_KWH,
-    GridFileError,
-    PowerCurve,
-    make_series,
-    read_series_file,
-    time_resolved,
-    weighted_intensity,
-)
+from ecotrain.grid_formats import LBS_PER_MWH_TO_G_PER_KWH, GridFileError, read_series_file
+from ecotrain.grid_series import PowerCurve, make_series, time_resolved, weighted_intensity
 from ecotrain.store.db import Store
 from ecotrain.store.schema import grid_points, grid_series
 
