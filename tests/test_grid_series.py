@@ -234,4 +234,9 @@ def test_series_and_time_resolved_figure_on_postgresql(pg_url: str) -> None:
         assert conn.execute(select(func.count()).select_from(grid_points)).scalar() == 6
         row = conn.execute(select(Store_runs()).where(Store_runs().c.run_id == "pgramp")).one()
     assert row.co2_series_kg == pytest.approx(0.180)
+    shown = run_cli("grid", "show", "fra", "--db", pg_url)
+    assert shown.returncode == 0 and "6 points every 60 min" in shown.stdout
+    advice = run_cli("advise", "pgramp", "--db", pg_url, "--json")
+    assert advice.returncode == 0, advice.stderr
+    assert json.loads(advice.stdout)["when"]["actual_co2_kg"] == pytest.approx(0.180)
     store.engine.dispose()
