@@ -598,4 +598,6 @@ def main() -> None:
         detail = str(getattr(e, "orig", e)).strip().splitlines()[0]
         print(f"ecotrain: error: database unavailable: {mask_url(detail)}", file=sys.stderr)
         sys.exit(1)
+
+
 from ecotrain import cli_grid  # noqa: E402,F401
