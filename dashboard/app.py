@@ -29,6 +29,7 @@ PAGES = [
         icon=":material/pie_chart:",
         url_path="breakdowns",
     ),
+    st.Page("views/when_where.py", title="When & where", icon=":material/alarm:", url_path="when"),
     st.Page("views/method.py", title="Method", icon=":material/menu_book:", url_path="method"),
 ]
 

@@ -68,9 +68,19 @@ class Run:
 
     # -- reporting from inside the block --------------------------------------------------
 
-    def progress(self, step: float, total: float) -> None:
-        """Report that ``step`` of ``total`` steps are done (for the prediction)."""
-        self._event({"type": "progress", "step": step, "total": total})
+    def progress(
+        self,
+        step: float,
+        total: float,
+        *,
+        tokens: float | None = None,
+        samples: float | None = None,
+    ) -> None:
+        """Report that ``step`` of ``total`` steps are done (for the prediction); ``tokens``
+        and ``samples``: units of work processed so far (cumulative), for the per-unit
+        figures of :mod:`ecotrain.efficiency`."""
+        work = {k: v for k, v in (("tokens", tokens), ("samples", samples)) if v is not None}
+        self._event({"type": "progress", "step": step, "total": total, **work})
 
     def epoch(self, epoch: float, total: float) -> None:
         """Report that ``epoch`` of ``total`` epochs are done."""

@@ -41,8 +41,15 @@ class ProgressReporter:
             self._run = self._tracker.__enter__()
         return self._run
 
-    def step(self, step: int | None, total: int | None) -> None:
-        """Report a finished optimisation step when the total is known."""
+    def step(
+        self,
+        step: int | None,
+        total: int | None,
+        tokens: float | None = None,
+        samples: float | None = None,
+    ) -> None:
+        """Report a finished optimisation step when the total is known, with the tokens or
+        samples processed so far where the trainer knows them."""
         if not self._loggers_checked:
             # MLflow / W&B runs the trainer started (on train begin) get per-step energy
             self._loggers_checked = True
@@ -50,7 +57,8 @@ class ProgressReporter:
 
             _attach_loggers(self.run)
         if step is not None and total:
-            self.run.progress(step, total)
+            work = {k: v for k, v in (("tokens", tokens), ("samples", samples)) if v}
+            self.run.progress(step, total, **work)
 
     def epoch(self, epoch: float | None, total: float | None) -> None:
         """Report a finished epoch when the number of epochs is known."""
@@ -88,7 +96,13 @@ def _hf_class() -> type:
             self.reporter = ProgressReporter(run)
 
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
-            self.reporter.step(state.global_step, state.max_steps)
+            # Tokens only when the Trainer counts them (include_num_input_tokens_seen);
+            # samples = steps x the global batch (per-device x devices x accumulation).
+            tokens = getattr(state, "num_input_tokens_seen", None) or None
+            batch = getattr(args, "train_batch_size", 0) * getattr(args, "world_size", 1)
+            batch *= getattr(args, "gradient_accumulation_steps", 1)
+            samples = state.global_step * batch if batch else None
+            self.reporter.step(state.global_step, state.max_steps, tokens, samples)
 
         def on_epoch_end(self, args, state, control, **kwargs):  # noqa: ANN001
             self.reporter.epoch(state.epoch, args.num_train_epochs)
@@ -116,12 +130,16 @@ def _lightning_class() -> type:
 
         def __init__(self, run: Any = None) -> None:
             self.reporter = ProgressReporter(run)
+            self.samples = 0  # samples seen on all devices, counted batch by batch
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):  # noqa: ANN001
             total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
             if total is None and trainer.num_training_batches and trainer.max_epochs:
                 total = trainer.num_training_batches * trainer.max_epochs
-            self.reporter.step(trainer.global_step, total)
+            size = batch_size(batch)
+            if size:
+                self.samples += size * (getattr(trainer, "world_size", 1) or 1)
+            self.reporter.step(trainer.global_step, total, samples=self.samples or None)
 
         def on_train_epoch_end(self, trainer, pl_module):  # noqa: ANN001
             self.reporter.epoch(trainer.current_epoch + 1, trainer.max_epochs)
@@ -141,6 +159,20 @@ def _lightning_class() -> type:
             self.reporter.close()
 
     return EcotrainLightningCallback
+
+
+def batch_size(batch: Any) -> int | None:
+    """Samples in a training batch: the first dimension of a tensor, or of the first tensor
+    in a tuple, list or dict (inputs first, as Lightning batches usually are); else None."""
+    if isinstance(batch, dict):
+        batch = next(iter(batch.values()), None)
+    elif isinstance(batch, list | tuple):
+        batch = batch[0] if batch else None
+    shape = getattr(batch, "shape", None)
+    try:
+        return int(shape[0]) if shape is not None and len(shape) > 0 else None
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def hf_callback(run: Any = None) -> Any:

@@ -596,8 +596,10 @@ def main() -> None:
         sys.exit(1)
 
 
-from ecotrain import (
-    cli_footprint,  # noqa: E402,F401  (estimate, checkpoint register)
-    cli_integrations,  # noqa: E402,F401,I001
-    cli_summary,  # noqa: E402,F401,I001
+# Commands defined in their own modules register themselves on `app` when imported.
+from ecotrain import (  # noqa: E402
+    cli_footprint,  # noqa: F401  (estimate, checkpoint register)
+    cli_grid,  # noqa: F401  (grid import/show, advise)
+    cli_integrations,  # noqa: F401  (exporter)
+    cli_summary,  # noqa: F401  (summary, compare)
 )

@@ -52,6 +52,21 @@ KEYS: dict[str, Key] = {
         Key("heartbeat_s", "ECOTRAIN_HEARTBEAT_S", float, 30.0, "seconds between heartbeats"),
         Key("user", "ECOTRAIN_USER", str, None, "user name recorded (default: login name)"),
         Key(
+            "co2_basis",
+            "ECOTRAIN_CO2_BASIS",
+            str,
+            "annual",
+            "headline CO2e: annual | time-resolved (where a grid series covers the run)",
+        ),
+        Key("embodied", "ECOTRAIN_EMBODIED", str, "off", "embodied emissions beside: off | on"),
+        Key(
+            "embodied_kg_per_gpu_hour",
+            "ECOTRAIN_EMBODIED_KG_PER_GPU_HOUR",
+            float,
+            None,
+            "embodied kg CO2e per GPU-hour (default: BLOOM's amortisation, 0.0103)",
+        ),
+        Key(
             "predict_warmup_s",
             "ECOTRAIN_PREDICT_WARMUP_S",
             float,

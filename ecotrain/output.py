@@ -139,6 +139,7 @@ def print_run(
             f"({run.get('intensity_source')})",
         ),
         ("CO2e", fmt_co2(run.get("co2_kg"))),
+        *_when_and_work(run),
         (
             "cost",
             f"{fmt_usd(run.get('cost_usd'))} ({run.get('cost_method')} at {run.get('price')}, "
@@ -168,6 +169,12 @@ def print_run(
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         console.print(f"{key:<{width}}  {value}", markup=False)
+
+
+def _when_and_work(run: dict) -> list[tuple[str, str]]:
+    from ecotrain.efficiency import show_lines  # time-resolved CO2e, per unit of work
+
+    return show_lines(run)
 
 
 def _energy(run: dict, component: str) -> str:

@@ -40,6 +40,7 @@ class Progress:
         self.last: ProgressPoint | None = None
         self.count = 0
         self.kind = "step"
+        self.work: dict[str, float] = {}  # units of work done so far: tokens, samples
 
     def report(self, t_s: float, energy_j: float, step: float, total: float, kind: str) -> None:
         """Record that ``step`` of ``total`` was reached at ``t_s`` with ``energy_j`` spent."""
@@ -52,6 +53,12 @@ class Progress:
         self.last = point
         self.count += 1
 
+    def note_work(self, **units: Any) -> None:
+        """Keep the latest cumulative count of each unit of work (tokens, samples)."""
+        for unit, value in units.items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                self.work[unit] = float(value)
+
     def as_dict(self) -> dict[str, Any] | None:
         """For the record's ``progress`` column."""
         if self.last is None:
@@ -62,6 +69,7 @@ class Progress:
             "total": self.last.total,
             "fraction": round(min(1.0, self.last.step / self.last.total), 4),
             "reports": self.count,
+            **self.work,
         }
 
 

@@ -77,6 +77,7 @@ class RunWatch:
             elapsed = max(0.0, t_unix - self.t0_unix)
             self.progress.report(elapsed, self.rec.energy_j(), step, total, kind)
             self.rec.reporter.step(step, self.rec.logger_metrics)
+            self.progress.note_work(tokens=event.get("tokens"), samples=event.get("samples"))
             if self.share_figures:
                 self._share(step)
         elif kind == "figures_wanted":

@@ -37,7 +37,7 @@ def readme_commands() -> list[list[str]]:
 def subcommand(argv: list[str]) -> list[str]:
     """The command path: `ecotrain db upgrade` -> ["db", "upgrade"]."""
     path = [argv[1]]
-    if argv[1] in ("config", "db", "checkpoint", "import") and len(argv) > 2:
+    if argv[1] in ("config", "db", "checkpoint", "import", "grid") and len(argv) > 2:
         path.append(argv[2])
     return path
 

@@ -306,6 +306,10 @@ def build_report(
         checkpoints_consumed=int(consumed or 0),
     )
     report.methodology = methodology(report)
+    from ecotrain.efficiency import report_sentences  # time-resolved, per unit, embodied
+
+    extra = report_sentences(engine, flt, report.n_runs, report.totals.get("gpu_hours", 0.0))
+    report.methodology += f" {extra}" if extra else ""
     return report
 
 

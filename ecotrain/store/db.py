@@ -160,6 +160,11 @@ class Store:
                 ).first()
                 if not exists:
                     conn.execute(checkpoint_paths.insert().values(**_clean(p, frozenset(p))))
+        if run.get("ended_at") is not None:
+            # Beside the annual figure: the time-resolved CO2e, where a grid series covers it.
+            from ecotrain.grid_series import account_run
+
+            account_run(self.engine, run_id, run.get("region"))
 
     def sync_spool(
         self, directory: Path | None = None, any_target: bool = False

@@ -34,10 +34,26 @@ def _v3_intensity_boundary(conn: Connection) -> None:
     _add_columns(conn, "runs", {"intensity_boundary": "VARCHAR(16)"})
 
 
+def _v4_grid_series(conn: Connection) -> None:
+    # The grid_series/grid_points tables are created by upgrade()'s create_all.
+    _add_columns(
+        conn,
+        "runs",
+        {
+            "co2_series_kg": "DOUBLE PRECISION" if conn.dialect.name == "postgresql" else "REAL",
+            "intensity_series_g_per_kwh": "DOUBLE PRECISION"
+            if conn.dialect.name == "postgresql"
+            else "REAL",
+            "co2_series_method": "TEXT",
+        },
+    )
+
+
 # version -> step that brings a database from version-1 to version.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _v2_progress_prediction,
     3: _v3_intensity_boundary,
+    4: _v4_grid_series,
 }
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -104,6 +104,11 @@ runs = Table(
     # while running: progress reported from inside the run, and the forecast at completion
     Column("progress", JSON),  # {"kind": "step", "step": 120, "total": 1000, "fraction": 0.12}
     Column("prediction", JSON),  # {"method", "duration_s", "remaining_s", "co2_kg", ...}
+    # time-resolved CO2e (v3): facility energy x the grid series weighted by the power
+    # timeline, beside the annual figure (co2_kg), never replacing it (ecotrain.grid_series)
+    Column("co2_series_kg", Float),
+    Column("intensity_series_g_per_kwh", Float),  # energy-weighted mean over the run
+    Column("co2_series_method", Text),
     Index("ix_runs_started_at", "started_at"),
     Index("ix_runs_project_started", "project", "started_at"),
     Index("ix_runs_user", "user"),
@@ -170,4 +175,31 @@ run_checkpoints = Table(
     Column("detected_by", String(32)),  # explicit | api | audit | fd | mmap | mtime
     Index("ix_run_checkpoints_run", "run_id"),
     Index("ix_run_checkpoints_ckpt", "checkpoint_id", "role"),
+)
+
+
+# Grid intensity series (v3): one row per (zone, signal) with its provenance, and its points.
+# signal: "average" (location-based) or "marginal"; region: the ecotrain region whose runs
+# it applies to (e.g. zone "FR" -> "FRA"), None when the zone names no region we know.
+grid_series = Table(
+    "grid_series",
+    metadata,
+    Column("zone", String(100), primary_key=True),
+    Column("signal", String(16), primary_key=True),
+    Column("region", String(64)),
+    Column("source", Text, nullable=False),
+    Column("licence", Text),
+    Column("imported_at", DateTime),
+    Index("ix_grid_series_region", "region", "signal"),
+)
+
+# One value per (zone, signal, period start): re-importing the same hours updates, never
+# duplicates. ts is naive UTC, the start of the period the value holds for.
+grid_points = Table(
+    "grid_points",
+    metadata,
+    Column("zone", String(100), primary_key=True),
+    Column("signal", String(16), primary_key=True),
+    Column("ts", DateTime, primary_key=True),
+    Column("g_per_kwh", Float, nullable=False),
 )

@@ -1,0 +1,195 @@
+"""Time-resolved accounting at lab scale: 100,000 runs against a year of hourly intensity.
+
+    python bench/grid_series.py [--runs 100000] [--db-runs 10000] [--seed 7]
+
+1. **In memory** (the accounting itself): a year (2024, 8,784 hours) of synthetic hourly
+   intensity; 100,000 runs starting at random times in the year, lasting 5 min to 3 days
+   (log-uniform), each with a power timeline of one point a minute up to ecotrain's cap of
+   2,000 points (so a run longer than 33 h has 2,000), power a random walk around 300 W.
+   Every run goes through ``timeline_segments`` + ``weighted_intensity`` +
+   ``time_resolved`` exactly as ``apply_to_runs`` calls them.
+2. **From the database**: ``--db-runs`` of those runs written to a SQLite store (runs and
+   timelines), the year imported from a plain CSV through ``import_file``, and then
+   ``apply_to_runs`` (read timelines, weight, update rows) timed on its own.
+
+Prints Markdown rows and, last, one JSON line (bench/README.md's hook protocol); writes
+bench/results/grid_series.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ecotrain.grid_series import (
+    import_file,
+    make_series,
+    time_resolved,
+)
+
+YEAR0 = datetime(2024, 1, 1)
+HOURS = 366 * 24
+CAP = 2000
+
+
+def year_series(rng: random.Random) -> list[tuple[float, float]]:
+    """Hourly g/kWh with a daily and a seasonal cycle plus noise, never below 5."""
+    out = []
+    for h in range(HOURS):
+        day = 60 * math.cos(2 * math.pi * ((h % 24) - 15) / 24)
+        season = 80 * math.cos(2 * math.pi * (h / 24 - 15) / 366)
+        out.append(
+            (YEAR0.replace(tzinfo=UTC).timestamp() + h * 3600, max(5.0, 250 + day + season
+                                                                    + rng.gauss(0, 20)))
+        )  # fmt: skip
+    return out
+
+
+def make_runs(n: int, rng: random.Random):
+    """Runs inside the year, with their timelines (t_s, watts), generated one at a time (a
+    100,000-run list would hold ~50 M points in memory)."""
+    for i in range(n):
+        duration = math.exp(rng.uniform(math.log(300), math.log(3 * 86400)))
+        start = YEAR0 + timedelta(seconds=rng.uniform(0, (HOURS - 80) * 3600))
+        points = max(2, min(CAP, int(duration // 60)))
+        step = duration / (points - 1)
+        w, timeline = 300.0, []
+        for k in range(points):
+            w = min(700.0, max(50.0, w + rng.gauss(0, 15)))
+            timeline.append((k * step, w))
+        kwh = sum(p[1] for p in timeline) / len(timeline) * duration / 3.6e6 * 1.2
+        run = {
+            "run_id": f"bench-{i:06d}",
+            "started_at": start,
+            "duration_s": duration,
+            "facility_energy_kwh": kwh,
+        }
+        yield run, timeline
+
+
+def bench_memory(runs, series) -> dict[str, float]:
+    """Time only the accounting (generating the synthetic runs is not timed)."""
+    elapsed, done, n, n_points = 0.0, 0, 0, 0
+    for run, timeline in runs:
+        n += 1
+        n_points += len(timeline)
+        t0 = time.perf_counter()
+        if time_resolved(run, timeline, series) is not None:
+            done += 1
+        elapsed += time.perf_counter() - t0
+    return {"runs": n, "points": n_points, "accounted": done, "seconds": elapsed}
+
+
+def bench_db(runs, points, workdir: Path) -> dict[str, float]:
+    from ecotrain.grid_series import apply_to_runs
+    from ecotrain.store.db import Store
+    from ecotrain.store.schema import runs as runs_table
+    from ecotrain.store.schema import samples
+
+    store = Store(str(workdir / "bench.db"))
+    t0 = time.perf_counter()
+    with store.engine.begin() as conn:
+        conn.execute(
+            runs_table.insert(),
+            [
+                {
+                    **r,
+                    "project": "bench",
+                    "status": "finished",
+                    "ended_at": r["started_at"] + timedelta(seconds=r["duration_s"]),
+                    "region": "FRA",
+                }
+                for r, _ in runs
+            ],
+        )
+        rows = [
+            {"run_id": r["run_id"], "t_s": t, "gpu_w": w, "cpu_w": None, "ram_w": None}
+            for r, tl in runs
+            for t, w in tl
+        ]
+        for i in range(0, len(rows), 100_000):
+            conn.execute(samples.insert(), rows[i : i + 100_000])
+    write_s = time.perf_counter() - t0
+    csv = workdir / "year.csv"
+    with csv.open("w") as f:
+        f.write("timestamp,zone,g_per_kwh\n")
+        for t, v in points:
+            f.write(f"{datetime.fromtimestamp(t, UTC).isoformat()},FRA,{v:.2f}\n")
+    t0 = time.perf_counter()
+    _, imported = import_file(store.engine, csv, apply=False)
+    import_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    done = apply_to_runs(store.engine, "FRA")
+    apply_s = time.perf_counter() - t0
+    return {
+        "runs": len(runs),
+        "timeline_points": len(rows),
+        "write_s": write_s,
+        "import_points": imported[0].points,
+        "import_s": import_s,
+        "accounted": done,
+        "apply_s": apply_s,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=100_000)
+    ap.add_argument("--db-runs", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    points = year_series(rng)
+    series = make_series(points, zone="FRA", region="FRA", source="synthetic year")
+    t0 = time.perf_counter()
+    mem = bench_memory(make_runs(args.runs, rng), series)
+    wall_s = time.perf_counter() - t0
+    n_points = mem["points"]
+    with tempfile.TemporaryDirectory() as tmp:
+        sample = list(make_runs(args.db_runs, random.Random(args.seed + 1)))
+        db = bench_db(sample, points, Path(tmp)) if args.db_runs else None
+    machine = f"{platform.machine()}, Python {platform.python_version()}"
+    lines = [
+        "| measure | value |",
+        "|---|---|",
+        f"| series | {len(points):,} hourly points (one year) |",
+        f"| runs (in memory) | {mem['runs']:,}, {n_points:,} timeline points "
+        f"(mean {n_points / mem['runs']:.0f} a run); generating them too: {wall_s:.0f} s |",
+        f"| time-resolved accounting, in memory | **{mem['seconds']:.1f} s** "
+        f"({mem['runs'] / mem['seconds']:,.0f} runs/s; {mem['accounted']:,} accounted) |",
+    ]
+    if db:
+        lines += [
+            f"| database: {db['runs']:,} runs, {db['timeline_points']:,} timeline points "
+            f"written | {db['write_s']:.1f} s |",
+            f"| `import_file` of the year (plain CSV, upsert) | {db['import_s']:.2f} s |",
+            f"| `apply_to_runs` (read timelines, weight, update) | **{db['apply_s']:.1f} s** "
+            f"({db['runs'] / db['apply_s']:,.0f} runs/s; {db['accounted']:,} accounted) |",
+        ]
+    text = "\n".join(lines)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "grid_series.md").write_text(
+        f"# Time-resolved accounting benchmark\n\n`python bench/grid_series.py --runs "
+        f"{args.runs} --db-runs {args.db_runs}` on {machine}, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC (machine shared with other jobs).\n\n"
+        f"{text}\n"
+    )
+    figures = {"memory_runs": mem["runs"], "memory_s": round(mem["seconds"], 2)}
+    if db:
+        figures.update(db_runs=db["runs"], db_apply_s=round(db["apply_s"], 2))
+    print(json.dumps({"name": "grid_series", "figures": figures}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
