@@ -400,6 +400,10 @@ def report(
         fail(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
     if mode not in MODES:
         fail(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
+    from ecotrain.outfile import check_target, is_stdout, write_output
+
+    if not is_stdout(output):
+        check_target(output)  # before the work: a path we cannot write fails at once
     store = _open_store(db)
     flt = RunFilter(
         project=project,
@@ -413,13 +417,9 @@ def report(
     except NoRuns:
         fail("no runs match" + suggest(store.engine, project=project, run_ids=run or []))
     text = render(rep, fmt)
-    if output is None:
-        sys.stdout.write(text)
-        return
-    from pathlib import Path
-
-    Path(output).write_text(text)
-    print(f"wrote {output} ({fmt}, {rep.n_runs} runs)", file=sys.stderr)
+    write_output(output, text)
+    if not is_stdout(output):
+        print(f"wrote {output} ({fmt}, {rep.n_runs} runs)", file=sys.stderr)
 
 
 # --- api: import, export, status ---
@@ -466,8 +466,13 @@ def import_codecarbon_cmd(
 
 @app.command("export")
 def export_cmd(
-    output: Annotated[str, typer.Option("--output", "-o", help="File to write.")],
-    fmt: Annotated[str, typer.Option("--format", help="csv | parquet | json")] = "csv",
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="csv | parquet | json | jsonl (default: from -o, or csv)"),
+    ] = None,
     project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
     since: Annotated[str | None, typer.Option(help="YYYY-MM-DD or 7d, 12h.")] = None,
     user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
@@ -477,20 +482,18 @@ def export_cmd(
     with_checkpoints: Annotated[bool, typer.Option(help="Also checkpoint links.")] = False,
     db: DbOpt = None,
 ) -> None:
-    """Export runs (optionally samples and checkpoints) as CSV, Parquet or JSON."""
-    from pathlib import Path
-
-    from ecotrain.export import collect, write
+    """Export runs (optionally samples and checkpoints) as CSV, Parquet, JSON or JSON lines."""
+    from ecotrain.export import export, resolve_format
     from ecotrain.store.queries import RunFilter
 
     flt = RunFilter(
         project=project, since=parse_when(since), user=user, status=status, tags=parse_tags(tag)
     )
+    kind = resolve_format(fmt, output)
     store = _open_store(db, readonly=False)
-    tables = collect(store.engine, flt, with_samples, with_checkpoints)
-    for path in write(tables, fmt.lower(), Path(output)):
-        print(f"wrote {path}", file=sys.stderr)
-    print(f"{len(tables['runs'])} run(s) exported", file=sys.stderr)
+    written = export(store.engine, flt, kind, output, with_samples, with_checkpoints)
+    for name, (where, n) in written.items():
+        print(f"{name}: {n} row(s) written to {where}", file=sys.stderr)
 
 
 @app.command("status")
@@ -573,28 +576,17 @@ def _has_runs(url: str) -> bool:
 
 
 def main() -> None:
-    """Console entry point: user mistakes become one line and exit code 2."""
-    from ecotrain.errors import UserError
+    """Console entry point: expected failures (user mistakes, an unreachable or corrupt
+    database, an unwritable file) become one line and an exit code (see ecotrain.errors)."""
+    from ecotrain.errors import cli_failure, guard_stdout
 
+    guard_stdout()
     try:
         app(standalone_mode=True)
-    except UserError as e:
-        print(f"ecotrain: error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
-    except ValueError as e:
-        # Library validation errors (unknown region, GPU, bad value) carry a user message.
-        if type(e).__module__.startswith("ecotrain"):
-            print(f"ecotrain: error: {e}", file=sys.stderr)
-            sys.exit(2)
-        raise
     except Exception as e:
-        # A database that cannot be reached is a fault of the moment, not a bug: one line,
-        # password masked, exit 1 (records of runs are safe in the spool meanwhile).
-        exc = sys.modules.get("sqlalchemy.exc")
-        if exc is None or not isinstance(e, exc.OperationalError | exc.InterfaceError):
+        failure = cli_failure(e)
+        if failure is None:
             raise
-        from ecotrain.store.engine import mask_url
-
-        detail = str(getattr(e, "orig", e)).strip().splitlines()[0]
-        print(f"ecotrain: error: database unavailable: {mask_url(detail)}", file=sys.stderr)
-        sys.exit(1)
+        message, code = failure
+        print(f"ecotrain: error: {message}", file=sys.stderr)
+        sys.exit(code)
