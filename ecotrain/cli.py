@@ -169,19 +169,32 @@ def sync(
             "whatever database it was spooled for.",
         ),
     ] = False,
+    retry_quarantined: Annotated[
+        bool,
+        typer.Option(
+            "--retry-quarantined",
+            help="Put records a database refused for good back in the spool and sync them "
+            "(after fixing the cause, e.g. `ecotrain db upgrade`).",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     db: DbOpt = None,
 ) -> None:
-    """Push spooled run records to their database; identify checkpoints still pending."""
-    from ecotrain.store import spool
+    """Push spooled run records to their database; identify checkpoints still pending.
+
+    Exits 1 while any record is kept back: pending, or set aside (quarantined) because a
+    database refused it for a reason a retry cannot fix."""
+    from ecotrain.store import quarantine, spool
 
     if status:
         from ecotrain.output import print_spool
 
         print_spool(spool.spool_dir(), spool.pending())
-        return
+        raise typer.Exit(_print_quarantine(quarantine.listing()))
     from ecotrain.store.db import sync_all
 
+    if retry_quarantined:
+        print(f"{quarantine.release()} quarantined record(s) back in the spool", file=sys.stderr)
     default = _settings(**{"database.url": db})["database.url"]
     results = sync_all(default_target=default, retarget=retarget)
     failed = False
@@ -190,9 +203,27 @@ def sync(
         if not quiet:
             print(f"{url}: {pushed} record(s) written")
             for err in errors:
-                print(f"  kept in spool: {err}", file=sys.stderr)
-    if failed:
+                where = "quarantined" if "set aside" in err else "kept in spool"
+                print(f"  {where}: {err}", file=sys.stderr)
+    set_aside = quarantine.listing()
+    if set_aside:
+        print(
+            f"ecotrain: {len(set_aside)} record(s) quarantined (refused by the database): "
+            "see `ecotrain sync --status`",
+            file=sys.stderr,
+        )
+    if failed or set_aside:
         raise typer.Exit(1)
+
+
+def _print_quarantine(rows: list[dict]) -> int:
+    """List quarantined records (stdout); the exit code `sync --status` ends with."""
+    if not rows:
+        return 0
+    print(f"{len(rows)} record(s) quarantined (a database refused them; not retried):")
+    for row in rows:
+        print(f"  {row['run_id'][:12]}  {row['since']}  {row['reason']}  ({row['file']})")
+    return 1
 
 
 @config_app.command("show")

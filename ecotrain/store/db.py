@@ -172,10 +172,16 @@ class Store:
         already written are rewritten to the same row, never duplicated. A file is removed
         only after its record is committed, and only if no newer state replaced it meanwhile.
         """
+        from ecotrain.store import quarantine
+
         pushed, errors = 0, []
         for path in spool_mod.pending(directory):
             record = spool_mod.load(path)
-            if record is None or "run" not in record:
+            if record is None or not isinstance(record.get("run"), dict):
+                if path.exists():
+                    # Not a record (hand-edited, truncated by a full disk): never retried.
+                    quarantine.set_aside(path, "not a readable run record")
+                    errors.append(f"{path.name}: set aside: not a readable run record")
                 continue
             try:
                 if not any_target and resolve_url(record.get("target")) != self.url:
@@ -185,6 +191,12 @@ class Store:
             try:
                 self.write_record(record)
             except Exception as e:  # noqa: BLE001 - keep the file; report and go on
+                if quarantine.is_permanent(e):
+                    # Refused for good: set aside (listed by `sync --status`), not retried
+                    # by every later sync, not dropped.
+                    quarantine.set_aside(path, f"{self.display_url}: {_one_line(e)}")
+                    errors.append(f"{path.name}: set aside (quarantined): {_one_line(e)}")
+                    continue
                 errors.append(f"{path.name}: {_one_line(e)}")
                 if _unreachable(e):
                     break  # the server went away: the rest would fail the same way
