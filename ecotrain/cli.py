@@ -558,9 +558,11 @@ def dashboard(
     import subprocess
     from importlib.resources import as_file, files
 
+    from ecotrain.bind import check_bind
     from ecotrain.dashboard import DB_ENV
     from ecotrain.store.engine import mask_url, resolve_url
 
+    check_bind(host, port)  # a bad address is one line here, not a traceback from Streamlit
     settings = _settings(**{"database.url": db})
     url = resolve_url(settings["database.url"])
     if settings.origins["database.url"] == "default" and not _has_runs(url):

@@ -168,13 +168,14 @@ def load_settings(
     cwd: Path | None = None,
     on_error: Callable[[str], None] | None = None,
     files: bool = True,
+    environment: bool = True,
 ) -> Settings:
     """Resolve every setting from its layers; the last layer that sets a value wins.
 
     A config file or environment value that cannot be used raises a one-line UserError; with
     ``on_error`` it is passed there instead and skipped (the file, or the one value), so a
-    broken config cannot stop what must go on (`ecotrain run`). ``files=False`` reads no file
-    and no environment: defaults and the command line only.
+    broken config cannot stop what must go on (`ecotrain run`). ``files=False`` reads no
+    config file, ``environment=False`` no ECOTRAIN_* variable.
     """
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
@@ -200,6 +201,7 @@ def load_settings(
                 layer = attempt(lambda path=path: read_toml(path))
                 if layer is not None:
                     layers.append((str(path), layer))
+    if environment:
         layers.append(("env", {k.name: env[k.env] for k in KEYS.values() if env.get(k.env)}))
     layers.append(("command line", {k: v for k, v in (cli or {}).items() if v is not None}))
 
@@ -235,9 +237,25 @@ def load_settings_for_run(
     try:
         return settings, validate(settings)
     except (UserError, ValueError) as e:
-        fallback = load_settings(cli=cli, files=False)
-        result = validate(fallback)  # raises: the command line itself is wrong
-        message = f"{e}; this run uses the defaults and the command line"
+        problem = e
+    # Without the config files, then without the environment too. The database stays the
+    # one configured (it is not what failed): the record must go where the user expects it.
+    keep = {"database.url": settings["database.url"], **{k: v for k, v in cli.items() if v}}
+    for environment, what in ((True, "the environment"), (False, None)):
+        fallback = load_settings(cli=keep, files=False, environment=environment, on_error=warn)
+        try:
+            result = validate(fallback)
+        except (UserError, ValueError):
+            if environment:
+                continue
+            raise  # defaults and the command line alone fail: the command line is wrong
+        sources = (
+            f"the defaults, {what} and the command line"
+            if what
+            else ("the defaults and the command line")
+        )
+        message = f"{problem}; this run uses {sources}"
         warn(message)
         fallback.warnings = [*settings.warnings, message]
         return fallback, result
+    raise AssertionError("unreachable")
