@@ -1,7 +1,8 @@
 """Peak memory and time of `ecotrain export` on a large store, per format.
 
     python bench/gen_dashboard_db.py /tmp/runs100k.db --runs 100000
-    python bench/export_memory.py /tmp/runs100k.db [/tmp/runs1m.db ...] [--out bench/results/export-memory.md]
+    python bench/export_memory.py /tmp/runs100k.db [/tmp/runs1m.db postgresql://...] \
+        [--out bench/results/export-memory.md]
 
 Each export runs as its own process (``python -m ecotrain export``); its peak RSS is the
 kernel's ``ru_maxrss`` for that process (os.wait4), its output goes to a temporary folder.
@@ -21,7 +22,7 @@ from pathlib import Path
 FORMATS = ("csv", "jsonl", "json", "parquet")
 
 
-def measure(db: Path, fmt: str, code: Path | None, out_dir: Path) -> dict:
+def measure(db: str, fmt: str, code: Path | None, out_dir: Path) -> dict:
     """Export ``db`` as ``fmt``; returns peak RSS (MiB), wall seconds, output size and rc."""
     out = out_dir / f"runs.{fmt}"
     env = {**os.environ, "ECOTRAIN_DATA_DIR": str(out_dir / "data")}
@@ -46,17 +47,24 @@ def measure(db: Path, fmt: str, code: Path | None, out_dir: Path) -> dict:
     }
 
 
-def count_runs(db: Path) -> int:
-    import sqlite3
+def count_runs(db: str) -> int:
+    """Runs in the store at ``db`` (SQLite path or URL)."""
+    from sqlalchemy import text
 
-    with sqlite3.connect(db) as conn:
-        return conn.execute("select count(*) from runs").fetchone()[0]
+    from ecotrain.store.engine import make_engine, resolve_url
+
+    engine = make_engine(resolve_url(db), readonly=True)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("select count(*) from runs")).scalar()
+    finally:
+        engine.dispose()
 
 
 def main() -> None:
     """Command line: databases to export, formats, where to write the table."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("dbs", nargs="+", type=Path)
+    p.add_argument("dbs", nargs="+", help="SQLite paths or database URLs")
     p.add_argument("--formats", default=",".join(FORMATS))
     p.add_argument("--code", type=Path, help="another checkout to measure (PYTHONPATH)")
     p.add_argument("--out", type=Path, help="append the Markdown table to this file")
