@@ -22,7 +22,6 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -156,17 +155,6 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _cell(value: Any) -> Any:
-    """A value for CSV: full-precision numbers, ISO datetimes, empty for unknown."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
 def _json_row(names: list[str], types: dict[str, str], row: tuple) -> dict[str, Any]:
     out = {}
     for name, value in zip(names, row, strict=True):
@@ -186,12 +174,31 @@ def _names(table: _Table) -> list[str]:
     return list(table.types)
 
 
+_INFINITIES = (math.inf, -math.inf)
+
+
 def _write_csv(f: IO[str], table: _Table, chunks: Iterator[list[tuple]]) -> int:
+    # csv writes None as "" and floats with repr (full precision) by itself: only datetimes
+    # and non-finite floats need a hand, so only their columns are touched (a million rows).
     writer = csv.writer(f, lineterminator="\n")
     writer.writerow(_names(table))
+    kinds = list(table.types.values())
+    dates = [i for i, k in enumerate(kinds) if k == "datetime"]
+    floats = [i for i, k in enumerate(kinds) if k == "float"]
     n = 0
     for rows in chunks:
-        writer.writerows([[_cell(v) for v in row] for row in rows])
+        out = []
+        for row in rows:
+            row = list(row)
+            for i in dates:
+                if row[i] is not None:
+                    row[i] = row[i].isoformat()
+            for i in floats:
+                v = row[i]
+                if v is not None and (v != v or v in _INFINITIES):
+                    row[i] = None
+            out.append(row)
+        writer.writerows(out)
         n += len(rows)
     return n
 
