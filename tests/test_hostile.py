@@ -500,3 +500,304 @@ def test_gen_dashboard_db_accepts_a_postgresql_url(pg_url: str, isolated: Path) 
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM runs")).scalar() == 300
     engine.dispose()
+
+
+# --- the cases that held when the issue was filed: kept so none can regress ------------------
+
+
+def _rows(db: Path, sql: str = "SELECT run_id, status, exit_code FROM runs") -> list[tuple]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        try:
+            return conn.execute(sql).fetchall()
+        except sqlite3.OperationalError:
+            return []
+
+
+def _synced(db: Path) -> list[tuple]:
+    """Push anything still spooled, then (status, exit_code) of every run."""
+    result = run_cli("sync", "--quiet")
+    assert result.returncode == 0, result.stderr
+    return [(status, code) for _, status, code in _rows(db)]
+
+
+@pytest.mark.parametrize(
+    "script,code,status",
+    [
+        ("exit 0", 0, "finished"),
+        ("exit 1", 1, "failed"),
+        ("exit 3", 3, "failed"),
+        ("kill -KILL $$", 137, "killed"),
+        ("kill -TERM $$", 143, "killed"),
+    ],
+)
+def test_held_exit_codes(db_path: Path, script: str, code: int, status: str) -> None:
+    result = run_cli("run", "--", "sh", "-c", script)
+    assert result.returncode == code, result.stderr
+    assert _synced(db_path) == [(status, code)]
+
+
+def test_held_exit_126_and_127(isolated: Path, db_path: Path) -> None:
+    script = isolated / "not-executable.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o644)
+    assert run_cli("run", "--", str(script)).returncode == 126
+    missing = run_cli("run", "--", "no-such-command-ecotrain")
+    assert missing.returncode == 127 and "command not found" in missing.stderr
+    assert sorted(code for _, code in _synced(db_path)) == [126, 127]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_held_signal_mid_run_reaches_the_child(isolated: Path, db_path: Path, sig: str) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from conftest import ECOTRAIN
+
+    number = getattr(signal, sig)
+    ready, got = isolated / "ready", isolated / "got"
+    child = (
+        "import signal, sys, time, pathlib\n"
+        f"def h(s, f):\n    pathlib.Path({str(got)!r}).write_text(str(s)); sys.exit(40)\n"
+        f"signal.signal({int(number)}, h)\n"
+        f"pathlib.Path({str(ready)!r}).write_text('x')\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [ECOTRAIN, "run", "-q", PY, "-c", child],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # mid-run: sampler and writer are up
+    proc.send_signal(number)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 40, err
+    assert got.read_text() == str(int(number))
+    assert _synced(db_path) == [("failed", 40)]
+
+
+def test_held_daemon_grandchild_does_not_hold_the_wrapper(isolated: Path, db_path) -> None:
+    import subprocess
+    import time
+
+    from conftest import ECOTRAIN
+
+    pid_file = isolated / "grandchild.pid"
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [ECOTRAIN, "run", "-q", "--", "sh", "-c", f"sleep 60 & echo $! > {pid_file}; exit 4"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=30,
+    )
+    elapsed = time.monotonic() - t0
+    try:
+        assert proc.returncode == 4 and elapsed < 20
+    finally:
+        os.kill(int(pid_file.read_text()), 9)
+    assert _synced(db_path) == [("failed", 4)]
+
+
+def test_held_piped_stdin(isolated: Path, db_path) -> None:
+    # (A closed stdout under `run` is tests/test_hostile_run.py's: issue 16 item 6.)
+    import subprocess
+
+    from conftest import ECOTRAIN
+
+    piped = subprocess.run(
+        f"printf 'abc' | {ECOTRAIN} run -q -- {PY} -c 'import sys; print(sys.stdin.read()[::-1])'",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (piped.returncode, piped.stdout) == (0, "cba\n")
+
+
+def test_held_50mb_of_stdout_byte_identical(db_path) -> None:
+    import hashlib
+    import random
+    import subprocess
+
+    from conftest import ECOTRAIN
+
+    size = 50 * 2**20
+    child = (
+        "import random, sys\nrng = random.Random(16)\n"
+        f"for _ in range({size // 2**20}): sys.stdout.buffer.write(rng.randbytes(2**20))\n"
+    )
+    proc = subprocess.run(
+        [ECOTRAIN, "run", "-q", PY, "-c", child], capture_output=True, timeout=120
+    )
+    rng = random.Random(16)
+    expected = hashlib.sha256(b"".join(rng.randbytes(2**20) for _ in range(size // 2**20)))
+    assert proc.returncode == 0 and len(proc.stdout) == size
+    assert hashlib.sha256(proc.stdout).hexdigest() == expected.hexdigest()
+
+
+def _run_spooled(isolated: Path, env: dict, code: int = 6) -> None:
+    """A run whose store cannot take its record: the child's code, the record in the spool."""
+    result = run_cli("run", "-q", "--", "sh", "-c", f"exit {code}", env=env)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    spooled = [json.loads(p.read_text()) for p in spool_dir(isolated).glob("*.json")]
+    assert [r["run"]["exit_code"] for r in spooled] == [code]
+
+
+def test_held_store_that_cannot_be_created_spools(isolated: Path) -> None:
+    target = "/sys/ecotrain-hostile.db" if os.geteuid() == 0 else "/proc/nope/e.db"
+    _run_spooled(isolated, {"ECOTRAIN_DB": target})
+
+
+def test_held_missing_store_folder_is_created_for_the_store(isolated: Path) -> None:
+    db = isolated / "new" / "folder" / "e.db"
+    result = run_cli("run", "-q", "--", "true", env={"ECOTRAIN_DB": str(db)})
+    assert result.returncode == 0
+    assert run_cli("sync", "-q", "--db", str(db)).returncode == 0
+    assert [(s, c) for _, s, c in _rows(db)] == [("finished", 0)]
+
+
+def test_held_locked_store_does_not_hold_the_run(isolated: Path, db_path) -> None:
+    import time
+
+    Store(str(db_path)).engine.dispose()
+    lock = sqlite3.connect(db_path, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        t0 = time.monotonic()
+        result = run_cli("run", "-q", "--", "sh", "-c", "exit 7")
+        assert result.returncode == 7 and time.monotonic() - t0 < 20, result.stderr
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    import subprocess
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _rows(db_path):
+        subprocess.run([PY, "-m", "ecotrain", "sync", "-q"], capture_output=True, timeout=60)
+        time.sleep(0.5)
+    assert [(s, c) for _, s, c in _rows(db_path)] == [("failed", 7)]
+
+
+@pytest.fixture
+def full_store(isolated: Path):
+    """A SQLite store on a tiny file system that is full (root: a tmpfs mount)."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = isolated / "tiny"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        db = mount / "e.db"
+        Store(str(db)).engine.dispose()
+        filler = mount / "filler"
+        with filler.open("wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        yield db, filler
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_held_full_store_spools_and_syncs_later(isolated: Path, full_store) -> None:
+    db, filler = full_store
+    result = run_cli("run", "-q", "--", "sh", "-c", "exit 9", env={"ECOTRAIN_DB": str(db)})
+    assert result.returncode == 9 and "Traceback" not in result.stderr
+    import time
+
+    time.sleep(1.0)
+    filler.unlink()  # space again: the record goes in
+    assert run_cli("sync", "-q", "--db", str(db)).returncode == 0
+    assert [(s, c) for _, s, c in _rows(db)] == [("failed", 9)]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://ecotrain@127.0.0.1:1/ecotrain",  # refused
+        "postgresql://ecotrain@no-such-host.invalid/ecotrain",  # unresolvable
+        "postgresql://postgres@127.0.0.1:5432/no_such_database_here",  # wrong database
+    ],
+    ids=["refused", "unresolvable", "wrong-database"],
+)
+def test_held_postgresql_unavailable_spools_and_reads_are_one_line(
+    isolated: Path, url: str
+) -> None:
+    _run_spooled(isolated, {"ECOTRAIN_DB": url})
+    one_line_error(run_cli("runs", "--db", url), 1, "database unavailable")
+    status = run_cli("sync", "--status")
+    assert status.returncode == 0 and "1 record(s) pending" in status.stdout
+
+
+HOSTILE = '<script>alert(1)</script> & $x_%{}\\ "q" \u202eevil'
+
+
+def test_held_hostile_names_in_every_report_format(db_path: Path) -> None:
+    result = run_cli("run", "-q", "--project", HOSTILE, "--tag", "k=<b>&\"'", "--", "true")
+    assert result.returncode == 0, result.stderr
+    assert run_cli("sync", "-q").returncode == 0
+    out = {}
+    for fmt in ("md", "latex", "html", "json", "model-card"):
+        rendered = run_cli("report", "--project", HOSTILE, "--format", fmt)
+        assert rendered.returncode == 0, (fmt, rendered.stderr)
+        assert "Traceback" not in rendered.stderr
+        out[fmt] = rendered.stdout
+    assert "<script>alert" not in out["html"] and "&lt;script&gt;alert(1)" in out["html"]
+    assert "\\& \\$x\\_\\%\\{\\}" in out["latex"]
+    assert json.loads(out["json"])["selection"]["project"] == HOSTILE
+
+
+def test_held_2gb_sparse_checkpoint(isolated: Path, db_path: Path) -> None:
+    import time
+
+    big = _sparse(isolated / "model.safetensors", 2 * 2**30)
+    t0 = time.monotonic()
+    result = run_cli("run", "-q", "--produces", str(big), "--", "true")
+    assert result.returncode == 0 and time.monotonic() - t0 < 15, result.stderr
+    assert run_cli("sync", "-q", timeout=300).returncode == 0  # hashes it
+    sizes = _rows(db_path, "SELECT checkpoint_id, size_bytes FROM checkpoints")
+    assert [s for _, s in sizes] == [2 * 2**30]
+    assert sizes[0][0].startswith("sha256:")
+
+
+def test_held_32_concurrent_runs(isolated: Path, db_path: Path) -> None:
+    import subprocess
+
+    from conftest import ECOTRAIN
+    from store_helpers import wait_for_tagged_runs
+
+    procs = [
+        subprocess.Popen(
+            [
+                ECOTRAIN,
+                "run",
+                "-q",
+                "--tag",
+                f"i={i}",
+                "--",
+                "sh",
+                "-c",
+                f"sleep 0.5; exit {i % 4}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(32)
+    ]
+    assert [p.wait(timeout=180) for p in procs] == [i % 4 for i in range(32)]
+    rows = wait_for_tagged_runs(db_path, spool_dir(isolated), 32, timeout_s=120)
+    assert sorted((int(i), code) for i, _, code in rows) == [(i, i % 4) for i in range(32)]

@@ -177,11 +177,12 @@ class Store:
         pushed, errors = 0, []
         for path in spool_mod.pending(directory):
             record = spool_mod.load(path)
-            if record is None or not isinstance(record.get("run"), dict):
-                if path.exists():
-                    # Not a record (hand-edited, truncated by a full disk): never retried.
-                    quarantine.set_aside(path, "not a readable run record")
-                    errors.append(f"{path.name}: set aside: not a readable run record")
+            if path.exists() and not isinstance((record or {}).get("run"), dict):
+                # Not a record (hand-edited, truncated by a full disk): never retried.
+                quarantine.set_aside(path, "not a readable run record")
+                errors.append(f"{path.name}: set aside: not a readable run record")
+                continue
+            if record is None or "run" not in record:
                 continue
             try:
                 if not any_target and resolve_url(record.get("target")) != self.url:
