@@ -31,7 +31,10 @@ def measure(db: str, fmt: str, code: Path | None, out_dir: Path) -> dict:
     argv = [sys.executable, "-m", "ecotrain", "export", "--db", str(db), "-o", str(out)]
     argv += ["--format", fmt]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # cwd: `python -m` puts it first on sys.path, which would shadow --code's checkout.
+    proc = subprocess.Popen(
+        argv, env=env, cwd=out_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     stderr = proc.stderr.read().decode() if proc.stderr else ""

@@ -24,7 +24,7 @@ import pytest
 from conftest import ROOT, run_cli, wait_synced
 from store_helpers import make_record
 
-from ecotrain.store import quarantine, spool
+from ecotrain.store import spool
 from ecotrain.store.db import Store
 
 PY = sys.executable
@@ -411,6 +411,8 @@ def test_an_unreadable_spool_file_is_quarantined_not_retried(isolated: Path, db_
 
 def test_quarantine_helpers_classify_errors() -> None:
     from sqlalchemy import exc
+
+    from ecotrain.store import quarantine
 
     assert quarantine.is_permanent(exc.DataError("INSERT", {}, Exception("out of range")))
     assert quarantine.is_permanent(exc.IntegrityError("INSERT", {}, Exception("dup")))
