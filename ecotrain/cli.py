@@ -575,6 +575,7 @@ def dashboard(
                 "(sample_runs/example.db). Record one with `ecotrain run -- python train.py`.",
                 file=sys.stderr,
             )
+    _check_readable(url)  # a corrupt or unreachable store: one line here, not a broken page
     with as_file(files("ecotrain.dashboard") / "app.py") as app_path:
         if not app_path.is_file():
             fail(f"the dashboard app is missing from this install ({app_path})", code=1)
@@ -592,6 +593,20 @@ def dashboard(
         except KeyboardInterrupt:
             code = 0
     raise typer.Exit(code)
+
+
+def _check_readable(url: str) -> None:
+    """Open the store read-only once; its errors go to main()'s one-line handler."""
+    from ecotrain.store.aggregates import NoDatabase, has_runs_table, readonly_engine
+
+    try:
+        engine = readonly_engine(url)
+    except NoDatabase:
+        return  # the dashboard says there is nothing yet
+    try:
+        has_runs_table(engine)
+    finally:
+        engine.dispose()
 
 
 def _has_runs(url: str) -> bool:

@@ -69,6 +69,7 @@ READ_COMMANDS = [
     ["export", "-o", "out.csv"],
     ["db", "info"],
     ["db", "upgrade"],
+    ["dashboard", "--port", "8599"],
 ]
 
 
