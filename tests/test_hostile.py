@@ -481,6 +481,20 @@ def test_export_json_is_strict_json_with_non_finite_numbers(isolated: Path, db_p
     assert run["co2_kg"] is None and run["cost_usd"] is None
 
 
+def test_export_streams_from_postgresql(pg_url: str, isolated: Path) -> None:
+    ids = [f"{i:032x}" for i in range(7)]
+    add_runs(pg_url, *ids)
+    result = run_cli("export", "--db", pg_url, "--format", "jsonl")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["run_id"] for r in rows] == ids
+    assert rows[0]["command"] == ["python", "train.py", "--lr", "3e-4"]
+    assert rows[0]["started_at"] == "2024-05-01T12:00:00"
+    out = isolated / "pg.csv"
+    assert run_cli("export", "--db", pg_url, "-o", str(out), "--with-samples").returncode == 0
+    assert len((isolated / "pg.samples.csv").read_text().splitlines()) == 1 + 7 * 3
+
+
 # --- item 14: the benchmark generator on PostgreSQL ------------------------------------------
 
 
