@@ -1,17 +1,23 @@
 """Generate a large dashboard benchmark database: 100,000 runs and 1,000 checkpoints.
 
     python bench/gen_dashboard_db.py /tmp/dash-bench.db [--runs 100000] [--checkpoints 1000]
+    python bench/gen_dashboard_db.py postgresql://postgres@127.0.0.1/dashbench [--replace]
 
 Runs spread over two years, 40 projects, 120 users, 60 hosts, 4 GPU models, 6 regions;
 every run consumes one checkpoint and every 10th produces one (so the lineage is a DAG);
 the 200 newest runs get a 500-point power timeline. Rows go in through SQLAlchemy Core
 executemany in chunks, on the real schema (created by Store, so migrations apply).
+
+TARGET is a SQLite path (the file is replaced) or a database URL (PostgreSQL: the lab-scale
+benchmarks run there too). A database that already holds runs is only replaced with
+``--replace``: the generator must never wipe a real store by a typo.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import re
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -27,12 +33,44 @@ REGIONS = [("FRA", 56.0), ("USA/CA", 220.0), ("DEU", 380.0), ("CAN/QC", 2.0),
 CHUNK = 10_000
 
 
-def generate(path: Path, n_runs: int, n_ckpts: int, seed: int = 7) -> dict[str, float]:
-    """Write the database; returns timings in seconds."""
+def is_url(target: str | Path) -> bool:
+    """Whether ``target`` is a database URL rather than a SQLite path."""
+    return bool(re.match(r"^[a-z][a-z0-9+.-]*://", str(target), re.I))
+
+
+def prepare(target: str | Path, replace: bool) -> Store:
+    """An empty store at ``target``: a SQLite file recreated, or a URL's tables dropped
+    (only with ``replace`` if it holds runs)."""
+    if not is_url(target):
+        Path(target).unlink(missing_ok=True)
+        return Store(str(target))
+    from sqlalchemy import inspect, text
+
+    from ecotrain.store.engine import make_engine, resolve_url
+    from ecotrain.store.schema import metadata
+
+    url = resolve_url(str(target))
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        if inspect(conn).has_table("runs"):
+            n = conn.execute(text("SELECT count(*) FROM runs")).scalar()
+            if n and not replace:
+                raise SystemExit(
+                    f"{target}: holds {n:,} runs; pass --replace to drop them and regenerate"
+                )
+        metadata.drop_all(conn)
+        conn.exec_driver_sql("DROP TABLE IF EXISTS ecotrain_meta")
+    engine.dispose()
+    return Store(url)
+
+
+def generate(
+    path: str | Path, n_runs: int, n_ckpts: int, seed: int = 7, replace: bool = True
+) -> dict[str, float]:
+    """Write the database at ``path`` (SQLite path or URL); returns timings in seconds."""
     rng = random.Random(seed)
-    path.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    store = Store(str(path))
+    store = prepare(path, replace)
     now = utcnow()
     ckpt_ids = [f"sha256:{i:064x}" for i in range(n_ckpts)]
     ckpt_rows = [
@@ -155,14 +193,22 @@ def _all_ids(store: Store):
 def main() -> None:
     """Command line: the database path and sizes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", type=Path)
+    parser.add_argument("path", help="SQLite path or database URL (postgresql://...)")
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--checkpoints", type=int, default=1_000)
+    parser.add_argument(
+        "--replace", action="store_true", help="drop the runs a database URL already holds"
+    )
     args = parser.parse_args()
-    timings = generate(args.path, args.runs, args.checkpoints)
-    size_mb = args.path.stat().st_size / 1e6
+    timings = generate(args.path, args.runs, args.checkpoints, replace=args.replace)
+    if is_url(args.path):
+        from ecotrain.store.engine import mask_url
+
+        where, size = mask_url(args.path), ""
+    else:
+        where, size = args.path, f", {Path(args.path).stat().st_size / 1e6:.0f} MB"
     print(
-        f"{args.path}: {args.runs:,} runs, {args.checkpoints:,} checkpoints, {size_mb:.0f} MB "
+        f"{where}: {args.runs:,} runs, {args.checkpoints:,} checkpoints{size} "
         f"in {timings['total_s']:.1f} s (runs and links {timings['runs_s']:.1f} s)"
     )
 

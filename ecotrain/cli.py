@@ -200,20 +200,33 @@ def sync(
             "whatever database it was spooled for.",
         ),
     ] = False,
+    retry_quarantined: Annotated[
+        bool,
+        typer.Option(
+            "--retry-quarantined",
+            help="Put records a database refused for good back in the spool and sync them "
+            "(after fixing the cause, e.g. `ecotrain db upgrade`).",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Push spooled run records to their database; identify checkpoints still pending."""
-    from ecotrain.store import spool
+    """Push spooled run records to their database; identify checkpoints still pending.
+
+    Exits 1 while any record is kept back: pending, or set aside (quarantined) because a
+    database refused it for a reason a retry cannot fix."""
+    from ecotrain.store import quarantine, spool
 
     if status:
         from ecotrain.output import print_spool
 
         print_spool(spool.spool_dir(), spool.pending())
-        return
+        raise typer.Exit(_print_quarantine(quarantine.listing()))
     from ecotrain.store.db import sync_all
 
+    if retry_quarantined:
+        print(f"{quarantine.release()} quarantined record(s) back in the spool", file=sys.stderr)
     default = _settings(**{"database.url": db})["database.url"]
     results = sync_all(default_target=default, retarget=retarget)
     failed = any(errors for _, errors in results.values())
@@ -228,9 +241,27 @@ def sync(
         if not quiet:
             print(f"{url}: {pushed} record(s) written")
             for err in errors:
-                print(f"  kept in spool: {err}", file=sys.stderr)
-    if failed:
+                where = "quarantined" if "set aside" in err else "kept in spool"
+                print(f"  {where}: {err}", file=sys.stderr)
+    set_aside = quarantine.listing()
+    if set_aside:
+        print(
+            f"ecotrain: {len(set_aside)} record(s) quarantined (refused by the database): "
+            "see `ecotrain sync --status`",
+            file=sys.stderr,
+        )
+    if failed or set_aside:
         raise typer.Exit(1)
+
+
+def _print_quarantine(rows: list[dict]) -> int:
+    """List quarantined records (stdout); the exit code `sync --status` ends with."""
+    if not rows:
+        return 0
+    print(f"{len(rows)} record(s) quarantined (a database refused them; not retried):")
+    for row in rows:
+        print(f"  {row['run_id'][:12]}  {row['since']}  {row['reason']}  ({row['file']})")
+    return 1
 
 
 @config_app.command("show")
@@ -387,6 +418,10 @@ def report(
         fail(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
     if mode not in MODES:
         fail(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
+    from ecotrain.outfile import check_target, is_stdout, write_output
+
+    if not is_stdout(output):
+        check_target(output)  # before the work: a path we cannot write fails at once
     store = _open_store(db)
     flt = RunFilter(
         project=project,
@@ -402,13 +437,9 @@ def report(
     except NoRuns:
         fail("no runs match" + suggest(store.engine, project=project, run_ids=run or []))
     text = render(rep, fmt)
-    if output is None:
-        sys.stdout.write(text)
-        return
-    from pathlib import Path
-
-    Path(output).write_text(text)
-    print(f"wrote {output} ({fmt}, {rep.n_runs} runs)", file=sys.stderr)
+    write_output(output, text)
+    if not is_stdout(output):
+        print(f"wrote {output} ({fmt}, {rep.n_runs} runs)", file=sys.stderr)
 
 
 # --- api: import, export, status ---
@@ -455,8 +486,13 @@ def import_codecarbon_cmd(
 
 @app.command("export")
 def export_cmd(
-    output: Annotated[str, typer.Option("--output", "-o", help="File to write.")],
-    fmt: Annotated[str, typer.Option("--format", help="csv | parquet | json")] = "csv",
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="csv | parquet | json | jsonl (default: from -o, or csv)"),
+    ] = None,
     project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
     since: Annotated[str | None, typer.Option(help=SINCE_HELP)] = None,
     user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
@@ -466,20 +502,18 @@ def export_cmd(
     with_checkpoints: Annotated[bool, typer.Option(help="Also checkpoint links.")] = False,
     db: DbOpt = None,
 ) -> None:
-    """Export runs (optionally samples and checkpoints) as CSV, Parquet or JSON."""
-    from pathlib import Path
-
-    from ecotrain.export import collect, write
+    """Export runs (optionally samples and checkpoints) as CSV, Parquet, JSON or JSON lines."""
+    from ecotrain.export import export, resolve_format
     from ecotrain.store.queries import RunFilter
 
     flt = RunFilter(
         project=project, since=parse_when(since), user=user, status=status, tags=parse_tags(tag)
     )
+    kind = resolve_format(fmt, output)
     store = _open_store(db, readonly=False)
-    tables = collect(store.engine, flt, with_samples, with_checkpoints)
-    for path in write(tables, fmt.lower(), Path(output)):
-        print(f"wrote {path}", file=sys.stderr)
-    print(f"{len(tables['runs'])} run(s) exported", file=sys.stderr)
+    written = export(store.engine, flt, kind, output, with_samples, with_checkpoints)
+    for name, (where, n) in written.items():
+        print(f"{name}: {n} row(s) written to {where}", file=sys.stderr)
 
 
 @app.command("status")
@@ -519,9 +553,11 @@ def dashboard(
     import subprocess
     from importlib.resources import as_file, files
 
+    from ecotrain.bind import check_bind
     from ecotrain.dashboard import DB_ENV
     from ecotrain.store.engine import mask_url, resolve_url
 
+    check_bind(host, port)  # a bad address is one line here, not a traceback from Streamlit
     settings = _settings(**{"database.url": db})
     url = resolve_url(settings["database.url"])
     if settings.origins["database.url"] == "default" and not _has_runs(url):
@@ -534,6 +570,7 @@ def dashboard(
                 "(sample_runs/example.db). Record one with `ecotrain run -- python train.py`.",
                 file=sys.stderr,
             )
+    _check_readable(url)  # a corrupt or unreachable store: one line here, not a broken page
     with as_file(files("ecotrain.dashboard") / "app.py") as app_path:
         if not app_path.is_file():
             fail(f"the dashboard app is missing from this install ({app_path})", code=1)
@@ -553,6 +590,20 @@ def dashboard(
     raise typer.Exit(code)
 
 
+def _check_readable(url: str) -> None:
+    """Open the store read-only once; its errors go to main()'s one-line handler."""
+    from ecotrain.store.aggregates import NoDatabase, has_runs_table, readonly_engine
+
+    try:
+        engine = readonly_engine(url)
+    except NoDatabase:
+        return  # the dashboard says there is nothing yet
+    try:
+        has_runs_table(engine)
+    finally:
+        engine.dispose()
+
+
 def _has_runs(url: str) -> bool:
     from ecotrain.store.aggregates import has_runs_table, readonly_engine
 
@@ -568,32 +619,21 @@ def _has_runs(url: str) -> bool:
 
 
 def main() -> None:
-    """Console entry point: user mistakes become one line and exit code 2."""
+    """Console entry point: expected failures (user mistakes, an unreachable or corrupt
+    database, an unwritable file) become one line and an exit code (see ecotrain.errors)."""
     from ecotrain.cli_style import click_command
-    from ecotrain.errors import UserError
+    from ecotrain.errors import cli_failure, guard_stdout
 
+    guard_stdout()
     try:
         click_command(app)(standalone_mode=True, prog_name="ecotrain")
-    except UserError as e:
-        print(f"ecotrain: error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
-    except ValueError as e:
-        # Library validation errors (unknown region, GPU, bad value) carry a user message.
-        if type(e).__module__.startswith("ecotrain"):
-            print(f"ecotrain: error: {e}", file=sys.stderr)
-            sys.exit(2)
-        raise
     except Exception as e:
-        # A database that cannot be reached is a fault of the moment, not a bug: one line,
-        # password masked, exit 1 (records of runs are safe in the spool meanwhile).
-        exc = sys.modules.get("sqlalchemy.exc")
-        if exc is None or not isinstance(e, exc.OperationalError | exc.InterfaceError):
+        failure = cli_failure(e)
+        if failure is None:
             raise
-        from ecotrain.store.engine import mask_url
-
-        detail = str(getattr(e, "orig", e)).strip().splitlines()[0]
-        print(f"ecotrain: error: database unavailable: {mask_url(detail)}", file=sys.stderr)
-        sys.exit(1)
+        message, code = failure
+        print(f"ecotrain: error: {message}", file=sys.stderr)
+        sys.exit(code)
 
 
 # Commands defined in their own modules register themselves on `app` when imported.

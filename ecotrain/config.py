@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ecotrain.errors import UserError
 
 APP_NAME = "ecotrain"
+T = TypeVar("T")
 PROJECT_FILE = ".ecotrain.toml"
 
 
@@ -90,6 +91,8 @@ class Settings:
 
     values: dict[str, Any] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
+    # Config problems skipped under `ecotrain run` (see load_settings_for_run): kept as notes.
+    warnings: list[str] = field(default_factory=list)
 
     def __getitem__(self, name: str) -> Any:
         return self.values.get(name)
@@ -165,6 +168,11 @@ def read_toml(path: Path) -> dict[str, Any]:
             data = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"malformed TOML in {path}: {e}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(
+            f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): "
+            "save it as UTF-8"
+        ) from None
     except OSError as e:
         raise UserError(f"cannot read config {path}: {e.strerror}") from None
     flat = _flatten(data)
@@ -180,8 +188,17 @@ def load_settings(
     cli: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    on_error: Callable[[str], None] | None = None,
+    files: bool = True,
+    environment: bool = True,
 ) -> Settings:
-    """Resolve every setting from its layers; the last layer that sets a value wins."""
+    """Resolve every setting from its layers; the last layer that sets a value wins.
+
+    A config file or environment value that cannot be used raises a one-line UserError; with
+    ``on_error`` it is passed there instead and skipped (the file, or the one value), so a
+    broken config cannot stop what must go on (`ecotrain run`). ``files=False`` reads no
+    config file, ``environment=False`` no ECOTRAIN_* variable.
+    """
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
     settings = Settings()
@@ -189,14 +206,25 @@ def load_settings(
         settings.values[key.name] = key.default
         settings.origins[key.name] = "default"
 
+    def attempt(fn: Callable[[], Any]) -> Any:
+        if on_error is None:
+            return fn()
+        try:
+            return fn()
+        except UserError as e:
+            on_error(str(e))
+            settings.warnings.append(str(e))
+            return None
+
     layers: list[tuple[str, Mapping[str, Any]]] = []
-    user_file = user_config_path()
-    if user_file.is_file():
-        layers.append((str(user_file), read_toml(user_file)))
-    project_file = find_project_file(cwd)
-    if project_file is not None:
-        layers.append((str(project_file), read_toml(project_file)))
-    layers.append(("env", {k.name: env[k.env] for k in KEYS.values() if env.get(k.env)}))
+    if files:
+        for path in (user_config_path(), find_project_file(cwd)):
+            if path is not None and path.is_file():
+                layer = attempt(lambda path=path: read_toml(path))
+                if layer is not None:
+                    layers.append((str(path), layer))
+    if environment:
+        layers.append(("env", {k.name: env[k.env] for k in KEYS.values() if env.get(k.env)}))
     layers.append(("command line", {k: v for k, v in (cli or {}).items() if v is not None}))
 
     for origin, layer in layers:
@@ -207,8 +235,49 @@ def load_settings(
                 continue
             key = KEYS[name]
             where = f"${key.env}" if origin == "env" else origin
-            converted = _convert(key, value, where)
+            if origin == "command line":
+                converted = _convert(key, value, where)
+            else:
+                converted = attempt(
+                    lambda key=key, value=value, where=where: _convert(key, value, where)
+                )
             if converted is not None:
                 settings.values[name] = converted
                 settings.origins[name] = where
     return settings
+
+
+def load_settings_for_run(
+    cli: Mapping[str, Any], validate: Callable[[Settings], T], warn: Callable[[str], None]
+) -> tuple[Settings, T]:
+    """Settings for `ecotrain run`, where a config error must never keep the training from
+    starting: unreadable files and bad values are warned about and skipped; if the settings
+    still do not validate (``validate``, e.g. an unknown region in a config file), the run
+    uses the defaults and its command line, with a warning. Only a mistake on the command
+    line itself (``--region XYZ``) is an error. Returns (settings, validate(settings))."""
+    settings = load_settings(cli=cli, on_error=warn)
+    try:
+        return settings, validate(settings)
+    except (UserError, ValueError) as e:
+        problem = e
+    # Without the config files, then without the environment too. The database stays the
+    # one configured (it is not what failed): the record must go where the user expects it.
+    keep = {"database.url": settings["database.url"], **{k: v for k, v in cli.items() if v}}
+    for environment, what in ((True, "the environment"), (False, None)):
+        fallback = load_settings(cli=keep, files=False, environment=environment, on_error=warn)
+        try:
+            result = validate(fallback)
+        except (UserError, ValueError):
+            if environment:
+                continue
+            raise  # defaults and the command line alone fail: the command line is wrong
+        sources = (
+            f"the defaults, {what} and the command line"
+            if what
+            else ("the defaults and the command line")
+        )
+        message = f"{problem}; this run uses {sources}"
+        warn(message)
+        fallback.warnings = [*settings.warnings, message]
+        return fallback, result
+    raise AssertionError("unreachable")

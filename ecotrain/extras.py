@@ -15,6 +15,7 @@ from ecotrain.errors import UserError
 # extra -> the top-level modules it provides (checked without importing them)
 EXTRAS: dict[str, tuple[str, ...]] = {
     "dashboard": ("streamlit", "pandas"),
+    "parquet": ("pyarrow",),
     "postgres": ("psycopg",),
     "mlflow": ("mlflow",),
     "wandb": ("wandb",),

@@ -12,14 +12,15 @@ line number and the other rows still import.
 from __future__ import annotations
 
 import csv
+import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ecotrain import __version__
-from ecotrain.store.records import parse_datetime
+from ecotrain.store.records import parse_datetime, utcnow
 
 SOURCE = "import:codecarbon"
 REQUIRED = ("timestamp", "run_id", "duration", "emissions", "energy_consumed")
@@ -39,6 +40,25 @@ class ImportResult:
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
 
 
+# What one codecarbon row can plausibly hold. A value outside is a corrupt row, not a run:
+# imported as is it would overflow dates (a 1e300 s duration), or turn every total that
+# includes it into "inf" or a number no lab has ever spent. The bounds are far beyond any
+# real training run (1e9 kWh is a thousand times GPT-4's published estimate).
+LIMITS: dict[str, float] = {
+    "duration": 100 * 365.25 * 86400,  # seconds: a century
+    "emissions": 1e9,  # kg CO2e
+    "energy_consumed": 1e9,  # kWh
+    "cpu_energy": 1e9,
+    "gpu_energy": 1e9,
+    "ram_energy": 1e9,
+    "pue": 10.0,
+    "cpu_count": 1e7,
+    "gpu_count": 1e7,
+}
+# Timestamps before this are a clock or a file gone wrong (codecarbon dates from 2020).
+EARLIEST = datetime(1990, 1, 1)
+
+
 def _float(row: dict[str, str], key: str, required: bool = False) -> float | None:
     text = (row.get(key) or "").strip()
     if not text:
@@ -46,14 +66,32 @@ def _float(row: dict[str, str], key: str, required: bool = False) -> float | Non
             raise ValueError(f"{key} is empty")
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ValueError(f"{key} is not a number: {text[:40]!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{key} is not a finite number: {text[:40]!r}")
+    if key in LIMITS and abs(value) > LIMITS[key]:
+        raise ValueError(f"{key} is out of range: {text[:40]!r} (at most {LIMITS[key]:g})")
+    return value
 
 
 def _int(row: dict[str, str], key: str) -> int | None:
     value = _float(row, key)
     return None if value is None else int(value)
+
+
+def _timestamp(row: dict[str, str]) -> datetime:
+    text = (row.get("timestamp") or "").strip()
+    try:
+        ended = parse_datetime(text)
+    except (ValueError, OverflowError):
+        raise ValueError(f"timestamp is not ISO-8601: {text[:40]!r}") from None
+    if not isinstance(ended, datetime):
+        raise ValueError(f"timestamp is not ISO-8601: {text[:40]!r}")
+    if ended < EARLIEST or ended > utcnow() + timedelta(days=366):
+        raise ValueError(f"timestamp is out of range: {text[:40]!r}")
+    return ended
 
 
 def _text(row: dict[str, str], key: str) -> str | None:
@@ -68,10 +106,7 @@ def codecarbon_row_to_record(
     external = _text(row, "run_id")
     if external is None:
         raise ValueError("run_id is empty")
-    try:
-        ended = parse_datetime((row.get("timestamp") or "").strip())
-    except ValueError:
-        raise ValueError(f"timestamp is not ISO-8601: {row.get('timestamp')!r}") from None
+    ended = _timestamp(row)
     duration = _float(row, "duration", required=True)
     emissions = _float(row, "emissions", required=True)
     facility = _float(row, "energy_consumed", required=True)
@@ -80,6 +115,10 @@ def codecarbon_row_to_record(
     pue = _float(row, "pue") or 1.0
     if pue <= 0:
         raise ValueError(f"pue must be positive, got {pue}")
+    try:
+        started = ended - timedelta(seconds=duration)
+    except OverflowError:
+        raise ValueError("timestamp minus duration is before year 1") from None
     version = _text(row, "codecarbon_version") or "?"
     iso, region = _text(row, "country_iso_code"), _text(row, "region")
     run: dict[str, Any] = {
@@ -88,7 +127,7 @@ def codecarbon_row_to_record(
         "source": SOURCE,
         "status": "imported",
         "project": project or _text(row, "project_name") or "codecarbon",
-        "started_at": ended - timedelta(seconds=duration),
+        "started_at": started,
         "ended_at": ended,
         "heartbeat_at": ended,
         "duration_s": duration,
@@ -160,9 +199,12 @@ def read_codecarbon_csv(
                     errors.append((line, f"expected {len(header)} columns"))
                     continue
                 try:
-                    records.append(codecarbon_row_to_record(row, project, f"{path}:{line}"))
-                except ValueError as e:
+                    record = codecarbon_row_to_record(row, project, f"{path}:{line}")
+                except (ValueError, OverflowError) as e:
                     errors.append((line, str(e)))
+                    continue
+                record["line"] = line
+                records.append(record)
         except (csv.Error, UnicodeDecodeError) as e:
             errors.append((reader.line_num, f"unreadable: {e}"))
     return records, errors
@@ -171,6 +213,7 @@ def read_codecarbon_csv(
 def import_codecarbon(store: Any, path: Path, project: str | None = None) -> ImportResult:
     """Import a codecarbon CSV into ``store``; idempotent on codecarbon's run_id."""
     from sqlalchemy import select
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
     from ecotrain.store.schema import runs
 
@@ -181,11 +224,21 @@ def import_codecarbon(store: Any, path: Path, project: str | None = None) -> Imp
             r[0] for r in conn.execute(select(runs.c.external_id).where(runs.c.source == SOURCE))
         }
     for record in records:
+        line = record.pop("line", 0)
         external = record["run"]["external_id"]
         if external in known:
             result.already.append(external)
             continue
-        store.write_record(record)
+        try:
+            store.write_record(record)
+        except DBAPIError as e:
+            if isinstance(e, OperationalError | InterfaceError):
+                raise  # the database went away: nothing else would import either
+            # The database refused this row for good (a value it cannot hold): the others go on.
+            detail = str(getattr(e, "orig", e)).strip().splitlines()
+            result.errors.append((line, f"rejected by the database: {detail[0] if detail else e}"))
+            continue
         known.add(external)
         result.imported.append(record["run"]["run_id"])
+    result.errors.sort()
     return result

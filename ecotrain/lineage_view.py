@@ -18,9 +18,16 @@ MAX_DEPTH = 8
 
 def resolve_item(engine: Engine, item: str) -> tuple[str, str]:
     """('run', run_id) or ('checkpoint', checkpoint_id) for what the user typed."""
+    if not item.strip():
+        # An empty prefix matches everything, and Path("") is the current directory.
+        raise LookupError("give a run id, checkpoint id, path or Hugging Face id")
     with engine.connect() as conn:
         run_ids = (
-            conn.execute(select(runs.c.run_id).where(runs.c.run_id.startswith(item)).limit(2))
+            conn.execute(
+                select(runs.c.run_id)
+                .where(runs.c.run_id.startswith(item, autoescape=True))
+                .limit(2)
+            )
             .scalars()
             .all()
         )
@@ -30,8 +37,8 @@ def resolve_item(engine: Engine, item: str) -> tuple[str, str]:
             conn.execute(
                 select(checkpoints.c.checkpoint_id)
                 .where(
-                    checkpoints.c.checkpoint_id.startswith(item)
-                    | checkpoints.c.checkpoint_id.startswith(f"sha256:{item}")
+                    checkpoints.c.checkpoint_id.startswith(item, autoescape=True)
+                    | checkpoints.c.checkpoint_id.startswith(f"sha256:{item}", autoescape=True)
                     | (checkpoints.c.hf_repo == item)
                     | (checkpoints.c.name == item)
                 )

@@ -235,7 +235,7 @@ class Recorder:
         self.site = site
         self.settings = options.settings
         self.run_id = uuid.uuid4().hex
-        self.notes: list[str] = []
+        self.notes: list[str] = list(getattr(self.settings, "warnings", []))  # config skipped
         self.timeline = Timeline()
         self._last_t_s = -1.0
         self.sensors: list[Any] = []

@@ -143,24 +143,28 @@ def main(args: list[str]) -> int:
 
     from ecotrain.accounting import site_from_settings
     from ecotrain.budget import budget_from, parse_duration_s
-    from ecotrain.config import load_settings
+    from ecotrain.config import load_settings_for_run
     from ecotrain.monitor import Monitor, RunOptions
 
-    settings = load_settings(
-        cli={
+    # A broken config file or variable warns and falls back: it never stops the training.
+    settings, (site, budget) = load_settings_for_run(
+        {
             "project": ns.project,
             "region": ns.region,
             "pue": ns.pue,
             "intensity": ns.intensity,
             "database.url": ns.db,
-        }
-    )
-    site = site_from_settings(settings.flat())
-    budget = budget_from(
-        settings,
-        {"co2": ns.budget_co2, "usd": ns.budget_usd, "kwh": ns.budget_kwh},
-        ns.on_budget,
-        ns.budget_grace,
+        },
+        lambda s: (
+            site_from_settings(s.flat()),
+            budget_from(
+                s,
+                {"co2": ns.budget_co2, "usd": ns.budget_usd, "kwh": ns.budget_kwh},
+                ns.on_budget,
+                ns.budget_grace,
+            ),
+        ),
+        lambda message: print(f"ecotrain: warning: {message}", file=sys.stderr),
     )
     options = RunOptions(
         argv=command,

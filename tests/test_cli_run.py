@@ -124,9 +124,14 @@ def test_user_mistakes_are_one_line_exit_2(isolated: Path) -> None:
 
 def test_malformed_toml_is_one_line(isolated: Path) -> None:
     Path(".ecotrain.toml").write_text("region = [unclosed\n")
-    result = run_cli("run", "--", PY, "-c", "pass")
-    assert result.returncode == 2
-    assert "malformed TOML" in result.stderr and "Traceback" not in result.stderr
+    listing = run_cli("runs")
+    assert listing.returncode == 2
+    assert "malformed TOML" in listing.stderr and "Traceback" not in listing.stderr
+    # Under `run` a config error never keeps the training from running: a warning, defaults.
+    result = run_cli("run", "--", PY, "-c", "import sys; sys.exit(3)")
+    assert result.returncode == 3
+    assert "ecotrain: warning: malformed TOML" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_unwritable_db_path_is_one_line(isolated: Path) -> None:

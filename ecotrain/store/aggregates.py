@@ -312,10 +312,11 @@ def checkpoint_table(
     )
     where = literal(True)
     if search:
-        needle = f"%{search.lower()}%"
-        where = func.lower(func.coalesce(checkpoints.c.name, "")).like(needle) | func.lower(
-            checkpoints.c.checkpoint_id
-        ).like(needle)
+        # contains(autoescape): a "%" or "_" typed in the search box is itself, not a wildcard.
+        needle = search.lower()
+        where = func.lower(func.coalesce(checkpoints.c.name, "")).contains(
+            needle, autoescape=True
+        ) | func.lower(checkpoints.c.checkpoint_id).contains(needle, autoescape=True)
     times_reused = func.coalesce(consumed.c.n, 0).label("times_reused")
     stmt = (
         select(

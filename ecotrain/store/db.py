@@ -177,9 +177,16 @@ class Store:
         already written are rewritten to the same row, never duplicated. A file is removed
         only after its record is committed, and only if no newer state replaced it meanwhile.
         """
+        from ecotrain.store import quarantine
+
         pushed, errors = 0, []
         for path in spool_mod.pending(directory):
             record = spool_mod.load(path)
+            if path.exists() and not isinstance((record or {}).get("run"), dict):
+                # Not a record (hand-edited, truncated by a full disk): never retried.
+                quarantine.set_aside(path, "not a readable run record")
+                errors.append(f"{path.name}: set aside: not a readable run record")
+                continue
             if record is None or "run" not in record:
                 continue
             try:
@@ -190,6 +197,12 @@ class Store:
             try:
                 self.write_record(record)
             except Exception as e:  # noqa: BLE001 - keep the file; report and go on
+                if quarantine.is_permanent(e):
+                    # Refused for good: set aside (listed by `sync --status`), not retried
+                    # by every later sync, not dropped.
+                    quarantine.set_aside(path, f"{self.display_url}: {_one_line(e)}")
+                    errors.append(f"{path.name}: set aside (quarantined): {_one_line(e)}")
+                    continue
                 errors.append(f"{path.name}: {_one_line(e)}")
                 if _unreachable(e):
                     break  # the server went away: the rest would fail the same way

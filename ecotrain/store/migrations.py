@@ -49,11 +49,26 @@ def _v4_grid_series(conn: Connection) -> None:
     )
 
 
+# Columns that hold sizes or counts able to pass 2**31 (a checkpoint of 2 GiB or more).
+WIDE_COLUMNS = {"checkpoints": ("size_bytes",)}
+
+
+def _v5_bigint_sizes(conn: Connection) -> None:
+    # PostgreSQL's INTEGER is 32-bit: a 3 GiB checkpoint made the whole run's record fail.
+    # SQLite's INTEGER already holds 64 bits, so there is nothing to change there.
+    if conn.dialect.name != "postgresql":
+        return
+    for table, columns in WIDE_COLUMNS.items():
+        for column in columns:
+            conn.exec_driver_sql(f'ALTER TABLE {table} ALTER COLUMN "{column}" TYPE BIGINT')
+
+
 # version -> step that brings a database from version-1 to version.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _v2_progress_prediction,
     3: _v3_intensity_boundary,
     4: _v4_grid_series,
+    5: _v5_bigint_sizes,
 }
 
 

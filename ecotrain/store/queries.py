@@ -55,12 +55,16 @@ class RunFilter:
         if self.until:
             clauses.append(runs.c.started_at < self.until)
         if self.run_ids:
-            clauses.append(or_(*[runs.c.run_id.startswith(r) for r in self.run_ids]))
+            clauses.append(
+                or_(*[runs.c.run_id.startswith(r, autoescape=True) for r in self.run_ids])
+            )
         if self.text:
-            clauses.append(func.lower(_as_text(runs.c.command)).contains(self.text.lower()))
+            clauses.append(
+                func.lower(_as_text(runs.c.command)).contains(self.text.lower(), autoescape=True)
+            )
         for key, value in self.tags.items():
             # Tags are a JSON object; matching on its text form works on both backends.
-            clauses.append(_as_text(runs.c.tags).contains(f'"{key}": "{value}"'))
+            clauses.append(_as_text(runs.c.tags).contains(f'"{key}": "{value}"', autoescape=True))
         return and_(*clauses) if clauses else and_(True)
 
 
@@ -119,7 +123,9 @@ def get_run(engine: Engine, run_id: str) -> dict[str, Any]:
     """One run by id or unique id prefix (raises RunNotFound with suggestions)."""
     cols = [c for c in runs.columns if c.name != "status"] + [effective_status()]
     with engine.connect() as conn:
-        rows = conn.execute(select(*cols).where(runs.c.run_id.startswith(run_id)).limit(5)).all()
+        rows = conn.execute(
+            select(*cols).where(runs.c.run_id.startswith(run_id, autoescape=True)).limit(5)
+        ).all()
         if len(rows) == 1:
             return dict(rows[0]._mapping)
         if len(rows) > 1:
@@ -188,7 +194,9 @@ def suggest(engine: Engine, project: str | None = None, run_ids: list[str] | Non
                 )
         for run_id in run_ids or []:
             found = conn.execute(
-                select(runs.c.run_id).where(runs.c.run_id.startswith(run_id)).limit(1)
+                select(runs.c.run_id)
+                .where(runs.c.run_id.startswith(run_id, autoescape=True))
+                .limit(1)
             ).first()
             if not found:
                 recent = (

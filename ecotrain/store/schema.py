@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -22,7 +23,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -136,7 +137,7 @@ checkpoints = Table(
     metadata,
     Column("checkpoint_id", String(200), primary_key=True),
     Column("name", Text),  # a human name: HF repo id, file name
-    Column("size_bytes", Integer),
+    Column("size_bytes", BigInteger),  # 64-bit: checkpoints of 2 GiB and more (v3)
     Column("hf_repo", String(300)),
     Column("hf_revision", String(100)),
     Column("first_seen_at", DateTime),
