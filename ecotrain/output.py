@@ -12,7 +12,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ecotrain.units import fmt_co2, fmt_duration, fmt_energy, fmt_usd
+from ecotrain.units import (
+    UNKNOWN,
+    column_unit,
+    fmt_co2,
+    fmt_duration,
+    fmt_energy,
+    fmt_number,
+    fmt_usd,
+)
 
 # In a pipe Rich would wrap tables at 80 columns; scripts reading us want whole lines.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -30,15 +38,13 @@ def print_json(data: Any) -> None:
 
 
 def fmt_num(value: float | None, digits: int = 3) -> str:
-    """A number to `digits` significant digits; '-' for unknown."""
-    if value is None:
-        return "-"
-    return f"{value:.{digits}g}"
+    """A number to `digits` significant figures; "unknown" when unknown (ecotrain.units)."""
+    return fmt_number(value, digits)
 
 
 def fmt_time(value: datetime | None) -> str:
     """A UTC datetime, to the second."""
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else UNKNOWN
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
@@ -47,7 +53,7 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
     for col in columns:
         t.add_column(col, overflow="fold")
     for row in rows:
-        t.add_row(*["-" if v is None else str(v) for v in row])
+        t.add_row(*[UNKNOWN if v is None else str(v) for v in row])
     console.print(t)
 
 
@@ -59,6 +65,9 @@ def print_runs(rows: list[dict], as_json: bool = False) -> None:
     if not rows:
         console.print("no runs yet: try `ecotrain run -- python train.py`")
         return
+    # One unit per column, so rows compare at a glance.
+    kwh = column_unit([r.get("facility_energy_kwh") for r in rows], "energy")
+    kg = column_unit([r.get("co2_kg") for r in rows], "co2")
     table(
         [
             "run",
@@ -78,8 +87,8 @@ def print_runs(rows: list[dict], as_json: bool = False) -> None:
                 r["project"],
                 r["status"] + (f" ({r['exit_code']})" if r.get("exit_code") else ""),
                 fmt_duration(r.get("duration_s")),
-                fmt_energy(r.get("facility_energy_kwh")),
-                fmt_co2(r.get("co2_kg")),
+                fmt_energy(r.get("facility_energy_kwh"), kwh),
+                fmt_co2(r.get("co2_kg"), kg),
                 fmt_usd(r.get("cost_usd")),
                 " ".join(r.get("command") or [])[:60],
             )
@@ -96,7 +105,7 @@ def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
     lines = [
         ("run", run["run_id"]),
         ("project", run["project"]),
-        ("status", f"{run['status']} (exit code {run.get('exit_code')})"),
+        ("status", _status(run)),
         ("command", " ".join(run.get("command") or [])),
         ("user@host", f"{run.get('user')}@{run.get('host')}"),
         ("cwd", run.get("cwd")),
@@ -104,12 +113,12 @@ def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
         ("job / rank", f"{run.get('job_id') or '-'} / {run.get('rank')}"),
         ("tags", json.dumps(run.get("tags") or {})),
         ("started / ended", f"{fmt_time(run['started_at'])} / {fmt_time(run.get('ended_at'))}"),
-        ("duration", f"{fmt_num(run.get('duration_s'))} s"),
+        ("duration", _duration(run.get("duration_s"))),
         ("GPU energy", _energy(run, "gpu")),
         ("CPU energy", _energy(run, "cpu")),
         ("RAM energy", _energy(run, "ram")),
         ("IT energy", fmt_energy(run.get("it_energy_kwh"))),
-        ("PUE", f"{run.get('pue')} ({run.get('pue_source')})"),
+        ("PUE", f"{fmt_num(run.get('pue'))} ({run.get('pue_source') or UNKNOWN})"),
         ("facility energy", fmt_energy(run.get("facility_energy_kwh"))),
         (
             "grid intensity",
@@ -119,12 +128,12 @@ def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
         ("CO2e", fmt_co2(run.get("co2_kg"))),
         (
             "cost",
-            f"{fmt_usd(run.get('cost_usd'))} ({run.get('cost_method')} at {run.get('price')}, "
-            f"{run.get('price_source')})",
+            f"{fmt_usd(run.get('cost_usd'))} ({run.get('cost_method') or UNKNOWN} at "
+            f"{fmt_num(run.get('price'))}, {run.get('price_source') or UNKNOWN})",
         ),
         (
             "GPUs",
-            f"{run.get('gpu_count') or 0} x {run.get('gpu_model') or '-'}, "
+            f"{run.get('gpu_count') or 0} x {run.get('gpu_model') or 'no GPU'}, "
             f"{fmt_num(run.get('gpu_hours'))} GPU-h, "
             f"mean {fmt_num(run.get('gpu_mean_power_w'))} W, "
             f"max {fmt_num(run.get('gpu_max_power_w'))} W, "
@@ -132,7 +141,7 @@ def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
         ),
         (
             "CPU",
-            f"{run.get('cpu_model') or '-'} ({run.get('cpu_count')} threads), "
+            f"{run.get('cpu_model') or UNKNOWN} ({fmt_num(run.get('cpu_count'))} threads), "
             f"{fmt_num(run.get('cpu_seconds'))} CPU-s",
         ),
         ("timeline", f"{len(samples)} points"),
@@ -149,7 +158,18 @@ def _energy(run: dict, component: str) -> str:
     joules = run.get(f"{component}_energy_j")
     if joules is None:
         return "not measured"
-    return f"{joules:.4g} J = {joules / 3.6e6:.4g} kWh ({run.get(f'{component}_method')})"
+    return f"{fmt_energy(joules / 3.6e6)} ({run.get(f'{component}_method') or UNKNOWN})"
+
+
+def _status(run: dict) -> str:
+    code = run.get("exit_code")
+    return run["status"] + ("" if code is None else f" (exit code {code})")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return UNKNOWN
+    return f"{fmt_duration(seconds)} ({fmt_num(seconds)} s)"
 
 
 def print_mapping(data: Mapping[str, Any], as_json: bool = False) -> None:
@@ -198,8 +218,6 @@ def print_doctor(report: dict, as_json: bool = False) -> None:
 
 def print_status(rows: list[dict], as_json: bool = False) -> None:
     """`ecotrain status`: runs in progress, energy so far, mean power, progress, forecast."""
-    from ecotrain.units import fmt_duration
-
     if as_json:
         print_json(rows)
         return
@@ -219,14 +237,14 @@ def print_status(rows: list[dict], as_json: bool = False) -> None:
                 r.get("user"),
                 r.get("host"),
                 fmt_duration(duration),
-                fmt_num(r.get("facility_energy_kwh")),
+                fmt_energy(r.get("facility_energy_kwh")),
                 fmt_co2(r.get("co2_kg")),
                 fmt_num(watts),
                 f"{progress['fraction']:.0%}" if progress.get("fraction") is not None else "-",
                 fmt_duration(pred.get("remaining_s")) if pred else "-",
-                fmt_num(pred.get("facility_energy_kwh")) if pred else "-",
+                fmt_energy(pred.get("facility_energy_kwh")) if pred else "-",
                 fmt_co2(pred.get("co2_kg")) if pred else "-",
-                f"${pred['cost_usd']:.3g}" if pred.get("cost_usd") is not None else "-",
+                fmt_usd(pred.get("cost_usd")) if pred else "-",
             ]
         )
     table(
@@ -236,12 +254,12 @@ def print_status(rows: list[dict], as_json: bool = False) -> None:
             "user",
             "host",
             "elapsed",
-            "kWh",
+            "energy",
             "CO2e",
             "W",
             "done",
             "ETA",
-            "kWh at end",
+            "energy at end",
             "CO2e at end",
             "$ at end",
         ],
@@ -340,10 +358,10 @@ def print_estimate(est: Any, as_json: bool = False) -> None:
         return
     print_mapping(
         {
-            "GPU-hours": f"{est.gpu_hours:,.1f} ({est.basis})",
+            "GPU-hours": f"{fmt_num(est.gpu_hours)} ({est.basis})",
             "IT energy": f"{fmt_energy(acc.it_energy_kwh)} at {est.gpu.power_w:g} W board power",
             "facility energy": f"{fmt_energy(acc.facility_energy_kwh)} (PUE {acc.site.pue:g})",
-            "CO2e": f"{fmt_co2(acc.co2_kg)} at {acc.site.intensity.g_per_kwh:.4g} g/kWh "
+            "CO2e": f"{fmt_co2(acc.co2_kg)} at {fmt_num(acc.site.intensity.g_per_kwh)} g/kWh "
             f"({acc.site.intensity.region})",
             "cost": f"{fmt_usd(acc.cost_usd)} ({acc.site.cost_method}, {acc.price_source})",
         }
@@ -378,7 +396,7 @@ def print_job(job: str, total: dict, rows: list[dict]) -> None:
     console.print(
         f"job {job}: {total['runs']} runs · {fmt_energy(total['energy_kwh'])} · "
         f"{fmt_co2(total['co2_kg'])} CO2e · {fmt_usd(total['cost_usd'])} · "
-        f"{total['gpu_hours']:.2f} GPU-h",
+        f"{fmt_num(total['gpu_hours'])} GPU-h",
         markup=False,
     )
     table(
