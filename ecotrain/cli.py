@@ -388,6 +388,10 @@ def report(
     output: Annotated[
         str | None, typer.Option("-o", "--output", help="File (default: stdout).")
     ] = None,
+    bib: Annotated[
+        str | None,
+        typer.Option("--bib", help="Also write the sources' BibTeX here (LaTeX cites them)."),
+    ] = None,
     db: DbOpt = None,
 ) -> None:
     """Write the compute/energy/carbon statement for a paper from recorded runs."""
@@ -412,7 +416,14 @@ def report(
         rep = build_report(store.engine, flt, mode=mode)
     except NoRuns:
         fail("no runs match" + suggest(store.engine, project=project, run_ids=run or []))
-    text = render(rep, fmt)
+    text = render(rep, fmt, bib=bib is not None)
+    if bib is not None:
+        from pathlib import Path
+
+        from ecotrain.reports.model import bibtex
+
+        Path(bib).write_text(bibtex(rep))
+        print(f"wrote {bib} ({len(rep.sources)} sources)", file=sys.stderr)
     if output is None:
         sys.stdout.write(text)
         return

@@ -145,14 +145,14 @@ def test_grouping_when_many_runs(store: Store) -> None:
 def test_markdown_golden(store: Store) -> None:
     md = render(report(store), "md")
     assert "| Run | Runs | Status | GPUs | GPU-hours | Energy, facility (kWh) | CO2e (g) |" in md
-    assert "| **Total** | **2** | 2 finished | | **4.00** | **18.0** | **900** | **$3.60** |" in md
+    assert "| **Total** | **2** | finished | | **4.00** | **18.0** | **900** | **$3.60** |" in md
     assert "| 1 | finished | 1× A100-SXM4-80GB | 2.00 | 12.0 | 600 | $2.40 |" in md
     assert "| GPU | 13.0 | measured (2) |" in md
     assert "### Methodology" in md and "avoided" in md
 
 
 def test_latex_escapes_and_compiles(store: Store, tmp_path: Path) -> None:
-    assert escape("a_b%c&d#e$f{g}h~i^j\\k") == (
+    assert escape("a_b%c&d#e$f{g}h~i^j\\k").replace("\\allowbreak{}", "") == (
         r"a\_b\%c\&d\#e\$f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}k"
     )
     # One line per project (3 runs > 2): the nasty name is in the table and the reuse table.
@@ -160,7 +160,7 @@ def test_latex_escapes_and_compiles(store: Store, tmp_path: Path) -> None:
     assert rep.grouped_by == "project" and rep.lines[0].label == NASTY
     tex = render(rep, "latex")
     assert "\\toprule" in tex and "18" in tex and NASTY not in tex
-    assert escape("bert_50% & #1 {x} ~^\\") in tex
+    assert escape(NASTY) in tex
     pdflatex = shutil.which("pdflatex")
     if pdflatex is None:
         pytest.skip("pdflatex is not installed (.ci/run installs it)")

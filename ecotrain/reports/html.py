@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from html import escape
 
-from ecotrain.reports.model import Report, clean
+from ecotrain.reports.model import Report, clean, status_text
 from ecotrain.units import column_unit, fmt_energy, fmt_in, fmt_number, fmt_usd
 
 COLOURS = {"gpu": "#2b6cb0", "cpu": "#dd6b20", "ram": "#38a169"}
@@ -103,7 +103,7 @@ def render(report: Report) -> str:
         + "</td></tr>"
         for c in report.components
     )
-    status = ", ".join(f"{n:,} {s}" for s, n in sorted(report.statuses.items()))
+    status = status_text(report.statuses)
     reuse = ""
     if report.reuse:
         ae = column_unit([r.energy_kwh for r in report.reuse], "energy")

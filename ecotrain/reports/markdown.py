@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ecotrain.reports.model import Report, clean
+from ecotrain.reports.model import Report, clean, status_text
 from ecotrain.units import column_unit, fmt_in, fmt_number, fmt_usd
 
 # CommonMark: any ASCII punctuation may be backslash-escaped; these are the ones that act here
@@ -48,7 +48,7 @@ def render(report: Report) -> str:
             f"{fmt_number(line.gpu_hours)} | {fmt_in(line.energy_kwh, e_unit)} | "
             f"{fmt_in(line.co2_kg, c_unit)} | {text(fmt_usd(line.cost_usd))} |"
         )
-    status = ", ".join(f"{n:,} {s}" for s, n in sorted(report.statuses.items()))
+    status = status_text(report.statuses)
     out.append(
         f"| **Total** | **{report.n_runs:,}** | {text(status)} | | "
         f"**{fmt_number(t['gpu_hours'])}** | **{fmt_in(t['energy_kwh'], e_unit)}** | "

@@ -451,9 +451,16 @@ def build_report(
 
 
 def _top_reuse(rows: list[Reuse]) -> tuple[list[Reuse], dict[str, Any] | None]:
-    """The REUSE_ROWS rows that avoided most (CO2e, then energy), and the rest summed."""
+    """The REUSE_ROWS rows that avoided most (CO2e, then energy), and the rest summed.
+
+    Rows that avoided nothing (a checkpoint produced within the scope) or an unknown amount
+    go to the summed row: the table answers "what did reuse save", largest first."""
     ordered = sorted(rows, key=lambda r: (-(r.co2_kg or 0.0), -(r.energy_kwh or 0.0), r.name))
-    top, rest = ordered[:REUSE_ROWS], ordered[REUSE_ROWS:]
+    top = [r for r in ordered if (r.co2_kg or 0.0) > 0 or (r.energy_kwh or 0.0) > 0]
+    if not top:  # nothing avoided: still show which checkpoints were reused (a few)
+        top = ordered[:REUSE_ROWS]
+    top = top[:REUSE_ROWS]
+    rest = ordered[len(top) :]
     if not rest:
         return top, None
 
@@ -548,13 +555,13 @@ def _cited(text: str, key: str, cite: Any) -> str:
 
 
 def _few(
-    items: list[str], total: int | None = None, more: str = "more", limit: int = NAMES_LISTED
+    items: list[str], total: int | None = None, more: str = "", limit: int = NAMES_LISTED
 ) -> str:
-    """The first ``limit`` items, then "and N more"."""
+    """The first ``limit`` items, then "and N more <more>"."""
     total = len(items) if total is None else total
     shown = items[:limit]
     rest = total - len(shown)
-    return ", ".join(shown) + (f" and {rest:,} {more}" if rest > 0 else "")
+    return ", ".join(shown) + (f" and {rest:,} more {more}".rstrip() if rest > 0 else "")
 
 
 def _runs(n: int) -> str:
@@ -587,31 +594,40 @@ def methodology(report: Report, cite: Any = _inline) -> str:
     """The methodology paragraph: one paragraph of at most METHODOLOGY_MAX_WORDS words
     whatever the data size, every input stated (the first few of each kind, the rest
     counted), sources cited through ``cite(key)``."""
-    for limit, detail in ((NAMES_LISTED, True), (1, True), (1, False)):
+    for limit, detail in ((NAMES_LISTED, 2), (1, 2), (1, 1), (1, 0)):
         text = _methodology(report, cite, limit, detail)
         if len(text.split()) <= METHODOLOGY_MAX_WORDS:
-            break
-    return text
+            return text
+    # Only hostile data (names of hundreds of words) gets here: cut, and say so.
+    words = text.split()[: METHODOLOGY_MAX_WORDS - 3]
+    return " ".join(words) + " [shortened; see tables]"
 
 
-def _methodology(report: Report, cite: Any, limit: int, detail: bool) -> str:
-    """One wording of the paragraph: ``limit`` items per list; ``detail``: name the sources
-    of each PUE, intensity and price and the reused checkpoints' footprints."""
+def _cut(text: str, detail: int) -> str:
+    """User text as is, or its first 6 words at the tersest wording (``detail`` 0)."""
+    words = str(text).split()
+    return text if detail or len(words) <= 6 else " ".join(words[:6]) + " [...]"
+
+
+def _methodology(report: Report, cite: Any, limit: int, detail: int) -> str:
+    """One wording of the paragraph: ``limit`` items per list; ``detail`` 2: name the
+    sources of each PUE, intensity and price and the footprints' citations; 1: not; 0: also
+    cut each name to a few words."""
     t = report.totals
     pue = _few(
         [f"PUE {p['pue']:g}" + (f" ({p['pue_source'] or 'source not recorded'})" if detail
-         else "") for p in report.pue if p["pue"] is not None],
+         == 2 else "") for p in report.pue if p["pue"] is not None],
         more="values", limit=limit,
     ) or "PUE not recorded"  # fmt: skip
     grid = _few(
         [
-            f"{i['region'] or 'unknown region'}: {fmt_number(i['intensity_g_per_kwh'])} g "
-            "CO2e/kWh"
+            f"{_cut(i['region'] or 'unknown region', detail)}: "
+            f"{fmt_number(i['intensity_g_per_kwh'])} g CO2e/kWh"
             + (
                 f" ({i['intensity_source'] or 'source not recorded'}"
                 + (f", {i['year']} data" if i.get("year") else "")
                 + ")"
-                if detail
+                if detail == 2
                 else ""
             )
             for i in report.intensity
@@ -623,7 +639,7 @@ def _methodology(report: Report, cite: Any, limit: int, detail: bool) -> str:
     price = _few(
         [
             f"USD {p['price']:g} per {'GPU-hour' if p['cost_method'] == 'gpu_hour' else 'kWh'}"
-            + (f" ({p['price_source'] or 'source not recorded'})" if detail else "")
+            + (f" ({p['price_source'] or 'source not recorded'})" if detail == 2 else "")
             for p in report.price
             if p["price"] is not None
         ],
@@ -653,7 +669,8 @@ def _methodology(report: Report, cite: Any, limit: int, detail: bool) -> str:
         f"({fmt_energy(t['it_energy_kwh'])}) is multiplied by the data centre's power usage "
         f"effectiveness, {pue}, to give facility energy ({fmt_energy(t['energy_kwh'])}), "
         f"and by the {grid_source} ({grid}) to give {fmt_co2(t['co2_kg'])} CO2e. "
-        f"Cost: {price}; {fmt_usd(t['cost_usd'])} in total. Data: {_data_sentence(report, limit)}. "
+        f"Cost: {price}; {fmt_usd(t['cost_usd'])} in total. "
+        f"Data: {_data_sentence(report, limit, detail)}. "
         f"Excluded: embodied hardware emissions (about {lo:.3f}-{hi:.3f} kg CO2e per GPU-hour "
         f"{cite('luccioni2022')}, i.e. {embodied} for these {fmt_number(t['gpu_hours'])} "
         "GPU-hours), networking, storage and idle time."
@@ -661,15 +678,16 @@ def _methodology(report: Report, cite: Any, limit: int, detail: bool) -> str:
     return text + " " + _reuse_sentence(report, cite, limit, detail)
 
 
-def _data_sentence(report: Report, limit: int = NAMES_LISTED) -> str:
-    used = _few(report.data_versions, more="versions", limit=limit) or "versions not recorded"
+def _data_sentence(report: Report, limit: int = NAMES_LISTED, detail: int = 2) -> str:
+    versions = [_cut(v, detail) for v in report.data_versions]
+    used = _few(versions, more="versions", limit=limit) or "versions not recorded"
     if report.grid_data_version and report.grid_data_version not in report.data_versions:
         return f"{used} (grid data installed now: {report.grid_data_version})"
     return used
 
 
 def _reuse_sentence(
-    report: Report, cite: Any = _inline, limit: int = NAMES_LISTED, detail: bool = True
+    report: Report, cite: Any = _inline, limit: int = NAMES_LISTED, detail: int = 2
 ) -> str:
     """The reuse counterfactual in plain words; avoided figures stated apart, never netted.
     Bounded: the checkpoints are named up to NAMES_LISTED, the rest counted."""
@@ -678,7 +696,7 @@ def _reuse_sentence(
     n = max(report.checkpoints_consumed, len(report.reuse))
     if not n:
         return "The runs started from no recorded checkpoint (training from scratch)."
-    names = report.consumed_names or [r.name for r in report.reuse]
+    names = [_cut(n, detail) for n in report.consumed_names or [r.name for r in report.reuse]]
     plural = "s" if n != 1 else ""
     started = f"The runs started from {n:,} checkpoint{plural} ({_few(names, n, limit=limit)})"
     if not report.reuse:
@@ -690,9 +708,11 @@ def _reuse_sentence(
         return f"{started}; no counterfactual is claimed (mode 'none')."
     items = []
     for r in report.reuse[: min(2, limit)]:
-        src = r.footprint_source + (f", {r.citation}" if r.citation and detail else "")
+        src = _cut(r.footprint_source, detail) + (
+            f", {r.citation}" if r.citation and detail == 2 else ""
+        )
         if r.co2_kg is None:
-            items.append(f"For {r.name} the cost of producing it is unknown ({src}).")
+            items.append(f"For {_cut(r.name, detail)} the cost of producing it is unknown ({src}).")
             continue
         figures = f"{fmt_co2(r.co2_kg)} CO2e"
         if r.energy_kwh is not None:
@@ -700,8 +720,8 @@ def _reuse_sentence(
         if r.cost_usd is not None:
             figures += f" ({fmt_usd(r.cost_usd)})"
         items.append(
-            f"Starting from {r.name} avoided an estimated {figures} (footprint: {src}; reused "
-            f"by {_runs(r.reused_by)})."
+            f"Starting from {_cut(r.name, detail)} avoided an estimated {figures} "
+            f"(footprint: {src}; reused by {_runs(r.reused_by)})."
         )
     counted = len(report.reuse) + (report.reuse_others or {}).get("checkpoints", 0)
     if counted > len(items):
