@@ -24,7 +24,17 @@ import streamlit as st
 from ecotrain.dashboard import DB_ENV
 from ecotrain.store import aggregates as agg
 from ecotrain.store.queries import RunFilter
-from ecotrain.units import fmt, fmt_co2, fmt_usd  # noqa: F401 - the views format through c.*
+from ecotrain.units import (  # noqa: F401 - the views format through c.*
+    UNKNOWN,
+    column_unit,
+    fmt,
+    fmt_co2,
+    fmt_duration,
+    fmt_energy,
+    fmt_in,
+    fmt_number,
+    fmt_usd,
+)
 
 TTL_S = 60
 
@@ -393,3 +403,114 @@ def date_to_dt(d: date | None, end: bool = False) -> datetime | None:
         return None
     dt = datetime(d.year, d.month, d.day)
     return dt + timedelta(days=1) if end else dt
+
+
+# -- tables for people ------------------------------------------------------------------------
+# A column spec: name -> (label, kind). Kinds: energy (kWh), co2 (kg), usd, number, int,
+# duration (s), text, datetime, link. Energy and CO2e columns get one unit for the whole column
+# (in the header); every cell is formatted by ecotrain.units, so a table never shows "None",
+# e-notation or a value rounded to 0. The underlying numbers stay, so sorting by a column
+# header still sorts by value.
+Spec = dict[str, tuple[str, str]]
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return UNKNOWN
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    return str(value)
+
+
+def _int(value: Any) -> str:
+    return UNKNOWN if not _is_number(value) else f"{int(value):,}"
+
+
+def _is_number(value: Any) -> bool:
+    return fmt_number(value) != UNKNOWN
+
+
+def show_table(frame, spec: Spec, key: str | None = None, height: int | str = "auto") -> None:
+    """``frame`` as a human table: the columns of ``spec`` in its order, labelled, formatted."""
+    import pandas as pd
+
+    frame = pd.DataFrame(frame)
+    formats: dict[str, Any] = {}
+    config: dict[str, Any] = {}
+    for col, (label, kind) in spec.items():
+        if col not in frame.columns:
+            continue
+        if kind in ("energy", "co2"):
+            unit = column_unit(list(frame[col]), kind)
+            formats[col] = lambda v, u=unit: fmt_in(v, u)
+            config[col] = st.column_config.Column(f"{label} ({unit.symbol})")
+        elif kind == "usd":
+            formats[col] = fmt_usd
+            config[col] = st.column_config.Column(label)
+        elif kind == "number":
+            formats[col] = fmt_number
+            config[col] = st.column_config.Column(label)
+        elif kind == "int":
+            formats[col] = _int
+            config[col] = st.column_config.Column(label)
+        elif kind == "duration":
+            formats[col] = fmt_duration
+            config[col] = st.column_config.Column(label)
+        elif kind == "datetime":
+            config[col] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
+        elif kind == "link":
+            config[col] = st.column_config.LinkColumn(label, display_text="open", width="small")
+        else:
+            formats[col] = _text
+            config[col] = st.column_config.Column(label)
+    shown = [c for c in spec if c in frame.columns]
+    styler = frame.style.format(formats)
+    st.dataframe(
+        styler,
+        hide_index=True,
+        column_order=shown,
+        column_config=config,
+        key=key,
+        height=height,
+    )
+
+
+def ratio_text(avoided: float | None, emitted: float | None) -> str:
+    """Avoided over emitted as "3.2×" (or "unknown" when nothing was emitted)."""
+    if not avoided or not emitted:
+        return UNKNOWN if not emitted else "0×"
+    return f"{fmt_number(avoided / emitted)}×"
+
+
+def bar_chart(
+    frame, label_col: str, value_col: str, title: str, kind: str, horizontal: bool = True
+) -> None:
+    """A bar chart in the unit that reads best, every label shown in full; horizontal bars
+    are sorted by value (largest on top), vertical ones keep the frame's order (time)."""
+    import altair as alt
+
+    frame = frame[[label_col, value_col]].copy()
+    if kind in ("energy", "co2"):
+        unit = column_unit(list(frame[value_col]), kind)
+        frame[value_col] = frame[value_col].fillna(0.0) / unit.factor
+        axis_title = f"{title} ({unit.symbol})"
+    elif kind == "usd":
+        axis_title = f"{title} ($)"
+    else:
+        axis_title = title
+    frame[label_col] = frame[label_col].map(_text)
+    value = alt.X(value_col, title=axis_title) if horizontal else alt.Y(value_col, title=axis_title)
+    label_axis = alt.Axis(labelLimit=0, title=None)
+    if horizontal:
+        chart = alt.Chart(frame).mark_bar().encode(
+            x=value, y=alt.Y(label_col, sort="-x", axis=label_axis),
+            tooltip=[label_col, alt.Tooltip(value_col, format=",.3~r")],
+        ).properties(height=max(120, 24 * len(frame)))  # fmt: skip
+    else:
+        chart = alt.Chart(frame).mark_bar().encode(
+            x=alt.X(label_col, sort=None, axis=label_axis), y=value,
+            tooltip=[label_col, alt.Tooltip(value_col, format=",.3~r")],
+        ).properties(height=260)  # fmt: skip
+    st.altair_chart(chart, width="stretch")

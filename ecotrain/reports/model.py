@@ -156,10 +156,7 @@ def _group_key(engine: Engine, flt: RunFilter, threshold: int) -> tuple[str, Any
     return "week", agg.week_start(engine)
 
 
-def short_gpu(model: str | None) -> str:
-    """A GPU model as a reader knows it: "NVIDIA A100-SXM4-80GB" -> "A100-SXM4-80GB"."""
-    text = " ".join(str(model or "").split())
-    return text.removeprefix("NVIDIA ").strip() or "no GPU"
+short_gpu = agg.short_gpu  # one place for the reader's GPU name
 
 
 def gpu_list(pairs: list[tuple[str | None, int | None]]) -> str:

@@ -54,6 +54,12 @@ RUN_LIST_COLUMNS = (
     "tags",
 )
 SORTABLE = tuple(c for c in RUN_LIST_COLUMNS if c not in ("command", "tags"))
+SORT_LABELS = {
+    "run_id": "run id", "started_at": "start time", "duration_s": "duration",
+    "gpu_model": "GPU model", "gpu_count": "GPU count", "gpu_hours": "GPU-hours",
+    "it_energy_kwh": "IT energy", "facility_energy_kwh": "energy (facility)",
+    "co2_kg": "CO2e", "cost_usd": "cost",
+}  # fmt: skip
 
 UNKNOWN = "(unknown)"
 
@@ -274,7 +280,27 @@ def run_detail(engine: Engine, run_id: str) -> dict[str, Any]:
     )
     with engine.connect() as conn:
         links = [dict(r._mapping) for r in conn.execute(stmt)]
-    return {"run": run, "samples": run_samples(engine, run["run_id"]), "checkpoints": links}
+    timeline, trimmed = trim_final_zero(run_samples(engine, run["run_id"]))
+    return {"run": run, "samples": timeline, "trimmed": trimmed, "checkpoints": links}
+
+
+def trim_final_zero(points: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """A power timeline without its trailing all-zero samples, and how many were dropped.
+
+    The sampler's final tick comes after the command's processes have exited, so modelled
+    components read 0 W: drawn, the line would end in a cliff that never happened. Such a
+    tick adds no energy (the totals never depend on the drawn timeline). A timeline that is
+    zero throughout is kept as it is."""
+
+    def zero(p: dict[str, Any]) -> bool:
+        return not any(p.get(k) for k in ("gpu_w", "cpu_w", "ram_w"))
+
+    end = len(points)
+    while end > 0 and zero(points[end - 1]):
+        end -= 1
+    if end == 0:
+        return points, 0
+    return points[:end], len(points) - end
 
 
 def checkpoint_table(
@@ -400,6 +426,12 @@ def checkpoint_names(engine: Engine, ids: list[str]) -> dict[str, str]:
         ).all()
     names = {cid: name for cid, name in rows if name}
     return {cid: names.get(cid) or short_id(cid) for cid in ids}
+
+
+def short_gpu(model: str | None) -> str:
+    """ "NVIDIA A100-SXM4-80GB" -> "A100-SXM4-80GB" (the vendor prefix says nothing new)."""
+    text = " ".join(str(model or "").split())
+    return text.removeprefix("NVIDIA ").strip() or "no GPU"
 
 
 def short_id(checkpoint_id: str) -> str:
