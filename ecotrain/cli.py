@@ -532,7 +532,6 @@ def dashboard(
 ) -> None:
     """Open the lab dashboard (Streamlit) on the database, read-only."""
     import os
-    import subprocess
     from importlib.resources import as_file, files
 
     from ecotrain.dashboard import DB_ENV
@@ -562,10 +561,9 @@ def dashboard(
             "--client.toolbarMode", "minimal",  # no "Deploy" button on a lab tool
         ]  # fmt: skip
         print(f"ecotrain dashboard on http://{host}:{port}/ · {mask_url(url)}", file=sys.stderr)
-        try:
-            code = subprocess.call(argv, env={**os.environ, DB_ENV: url})
-        except KeyboardInterrupt:
-            code = 0
+        from ecotrain.dashboard.serve import serve
+
+        code = serve(argv, {**os.environ, DB_ENV: url})
     raise typer.Exit(code)
 
 

@@ -82,3 +82,35 @@ def test_dashboard_serves_and_renders(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{port}/" in (tmp_path / "dashboard.log").read_text()
     if os.environ.get("ECOTRAIN_SCREENSHOT_COPY"):
         shutil.copy(png, os.environ["ECOTRAIN_SCREENSHOT_COPY"])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_streamlit_server(tmp_path: Path) -> None:
+    """`kill` of `ecotrain dashboard` stops its Streamlit server: no orphan keeps the port."""
+    db = build(tmp_path / "fixture.db")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [ECOTRAIN, "dashboard", "--db", str(db), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    try:
+        _wait_healthy(port, proc)
+        proc.send_signal(signal.SIGTERM)  # to the wrapper only, not its process group
+        assert proc.wait(timeout=20) == 0
+        deadline = time.monotonic() + 10
+        while _port_open(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _port_open(port), "the Streamlit server outlived `ecotrain dashboard`"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
