@@ -45,6 +45,31 @@ def screenshot(
     Returns whether the selector appeared before ``timeout`` (the screenshot is taken
     either way, so a failure can be looked at).
     """
+    return capture(url, png, profile, wait_for, port, size, timeout)["found"]
+
+
+# What the page says, as a reader sees it: the visible text, the text of the data grids
+# (drawn on a canvas; their accessible copy is in the DOM), and the metric values whose box
+# is narrower than their text (CSS cuts those with an ellipsis that innerText never shows).
+PAGE_TEXT_JS = """(() => {
+  const sel = '[data-testid="stMetricValue"], [data-testid="stMetricValue"] *';
+  const cut = [...document.querySelectorAll(sel)]
+    .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText);
+  const grids = [...document.querySelectorAll('table, [role="grid"]')].map(t => t.innerText);
+  return JSON.stringify({text: document.body.innerText, grids: grids, cut: cut});
+})()"""
+
+
+def capture(
+    url: str,
+    png: Path,
+    profile: Path,
+    wait_for: str,
+    port: int,
+    size: tuple[int, int] = (1400, 1000),
+    timeout: float = 90.0,
+) -> dict:
+    """Like :func:`screenshot`; returns {found, text, grids, cut} (see PAGE_TEXT_JS)."""
     proc = subprocess.Popen(
         [
             CHROMIUM,
@@ -85,7 +110,7 @@ def _page_ws(port: int, timeout: float) -> str:
 
 async def _capture(
     ws_url: str, url: str, png: Path, wait_for: str, size: tuple[int, int], timeout: float
-) -> bool:
+) -> dict:
     from websockets.asyncio.client import connect
 
     async with connect(ws_url, max_size=64 * 1024 * 1024) as conn:
@@ -94,7 +119,7 @@ async def _capture(
 
 async def _drive(
     conn, url: str, png: Path, wait_for: str, size: tuple[int, int], timeout: float
-) -> bool:
+) -> dict:
     counter = 0
 
     async def call(method: str, **params) -> dict:
@@ -124,7 +149,18 @@ async def _drive(
             found = True
             break
         await asyncio.sleep(0.3)
-    await asyncio.sleep(2.5)  # let charts and tables finish their first paint
+    # Let charts and tables finish their first paint, and Streamlit finish its run.
+    await asyncio.sleep(2.5)
+    for _ in range(40):
+        busy = await call(
+            "Runtime.evaluate",
+            expression="!!document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        )
+        if not busy.get("result", {}).get("value"):
+            break
+        await asyncio.sleep(0.5)
     shot = await call("Page.captureScreenshot", format="png")
     png.write_bytes(base64.b64decode(shot["data"]))
-    return found
+    result = await call("Runtime.evaluate", expression=PAGE_TEXT_JS)
+    page = json.loads(result.get("result", {}).get("value") or "{}")
+    return {"found": found, **page}

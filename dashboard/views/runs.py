@@ -97,7 +97,7 @@ if rows:
 else:
     st.info("No runs match these filters.")
 
-cols = st.columns([2, 2, 6])
+cols = st.columns([2, 3, 5])
 cols[0].number_input("Page", min_value=1, max_value=pages, step=1, key="runs_page")
 
 
@@ -107,11 +107,12 @@ def _csv() -> str:
 
 
 cols[1].download_button(
-    f"Download CSV ({total:,} rows)",
+    f"CSV ({total:,} rows)",
     data=_csv,
     file_name="ecotrain-runs.csv",
     mime="text/csv",
     on_click="ignore",
     key="runs_csv",
+    help="Every run matching the filters, all columns, full precision.",
     disabled=not total,
 )
