@@ -21,7 +21,7 @@ from typing import Any
 
 import streamlit as st
 
-from ecotrain.dashboard import DB_ENV
+from ecotrain.dashboard import DB_ENV, precompute
 from ecotrain.store import aggregates as agg
 from ecotrain.store.queries import RunFilter
 from ecotrain.units import (  # noqa: F401 - the views format through c.*
@@ -192,6 +192,7 @@ def sidebar_filters(url: str) -> None:
         st.session_state["f_project"] = ALL
     if st.session_state.get("f_user") not in users:
         st.session_state["f_user"] = ALL
+    warm_default_views(url)
     with st.sidebar:
         st.selectbox("Period", list(PERIODS), key="f_period", format_func=PERIOD_LABELS.__getitem__)
         st.selectbox("Project", projects, key="f_project")
@@ -265,30 +266,40 @@ def load_run_count(url: str) -> int:
     return int(agg.totals(eng, RunFilter())["runs"])
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _pre(url: str, name: str, args: tuple, compute) -> Any:
+    """``compute(engine)``, precomputed per process and refreshed when the data changes
+    (dashboard/precompute.py): a page never waits for an aggregation already done once."""
+    eng = engine(url)
+    value, _ = precompute.summary(
+        (url, name, args), precompute.data_stamp(eng, url), lambda: compute(eng)
+    )
+    return value
+
+
 def load_options(url: str) -> dict[str, list[str]]:
     """Distinct projects, users, hosts, statuses."""
     if database_state(url) != "ok":
         return {"project": [], "user": [], "host": [], "status": []}
-    return agg.filter_options(engine(url))
+    return _pre(url, "options", (), agg.filter_options)
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def load_totals(url: str, key: FilterKey) -> dict[str, float]:
     """Totals for a filter."""
-    return agg.totals(engine(url), from_key(key))
+    return dict(_pre(url, "totals", key, lambda e: agg.totals(e, from_key(key))))
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def load_trend(url: str, key: FilterKey) -> list[dict[str, Any]]:
     """Weekly sums for a filter."""
-    return agg.weekly_trend(engine(url), from_key(key))
+    return list(_pre(url, "trend", key, lambda e: agg.weekly_trend(e, from_key(key))))
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def load_breakdown(url: str, key: FilterKey, by: str, limit: int | None = None) -> list[dict]:
     """Sums grouped by one column."""
-    return agg.breakdown(engine(url), from_key(key), by, limit)
+    return list(
+        _pre(
+            url, "breakdown", (key, by, limit), lambda e: agg.breakdown(e, from_key(key), by, limit)
+        )
+    )
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -307,13 +318,15 @@ def load_run_detail(url: str, run_id: str) -> dict[str, Any]:
     return agg.run_detail(engine(url), run_id)
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def load_checkpoints(
     url: str, key: FilterKey, search: str | None, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of checkpoints."""
-    return agg.checkpoint_table(
-        engine(url), from_key(key), search=search, limit=limit, offset=offset
+    return _pre(
+        url,
+        "checkpoints",
+        (key, search, limit, offset),
+        lambda e: agg.checkpoint_table(e, from_key(key), search=search, limit=limit, offset=offset),
     )
 
 
@@ -323,10 +336,13 @@ def load_checkpoint_runs(url: str, checkpoint_id: str) -> list[dict[str, Any]]:
     return agg.checkpoint_runs(engine(url), checkpoint_id)
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def load_lineage(url: str) -> list[dict[str, Any]]:
-    """All checkpoint-to-checkpoint edges."""
-    return agg.lineage_edges(engine(url))
+    """All checkpoint-to-checkpoint edges (precomputed; refreshed when runs change)."""
+    eng = engine(url)
+    value, _ = precompute.summary(
+        (url, "lineage", ()), precompute.data_stamp(eng, url), lambda: agg.lineage_edges(eng)
+    )
+    return value
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -335,10 +351,9 @@ def load_names(url: str, ids: tuple[str, ...]) -> dict[str, str]:
     return agg.checkpoint_names(engine(url), list(ids))
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def load_sources(url: str, key: FilterKey) -> dict[str, list[dict[str, Any]]]:
     """Accounting inputs in use."""
-    return agg.sources_in_use(engine(url), from_key(key))
+    return _pre(url, "sources", key, lambda e: agg.sources_in_use(e, from_key(key)))
 
 
 def savings_module():
@@ -350,14 +365,57 @@ def savings_module():
     return savings
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def load_avoided(url: str, key: FilterKey, mode: str) -> list[dict[str, Any]]:
-    """What reusing checkpoints avoided for the runs in scope, one dict per checkpoint."""
+    """What reusing checkpoints avoided for the runs in scope, one dict per checkpoint.
+
+    The costliest figure of the dashboard (every reused checkpoint's ancestry): precomputed
+    per scope and refreshed in the background when runs change (dashboard/precompute.py).
+    """
     savings = savings_module()
     if savings is None:
         return []
-    rows = savings.avoided_for_runs(engine(url), from_key(key), mode=mode)
-    return [_plain(a) for a in rows]
+    eng = engine(url)
+    value, _ = precompute.summary(
+        (url, "avoided", key, mode),
+        precompute.data_stamp(eng, url),
+        lambda: _avoided(savings, eng, key, mode),
+    )
+    return list(value)  # a new list: pages sort it
+
+
+def _avoided(savings, eng, key: FilterKey, mode: str) -> list[dict[str, Any]]:
+    return [_plain(a) for a in savings.avoided_for_runs(eng, from_key(key), mode=mode)]
+
+
+_warmed: set[str] = set()
+
+
+def warm_default_views(url: str) -> None:
+    """Start computing, once per database and process, what the first pages a visitor opens
+    need most (avoided by reuse and lineage, for the default periods), in the background."""
+    if url in _warmed or database_state(url) != "ok":
+        return
+    _warmed.add(url)
+    savings = savings_module()
+    eng = engine(url)
+    stamp = precompute.data_stamp(eng, url)
+    tasks: list = [
+        ((url, "lineage", ()), stamp, lambda: agg.lineage_edges(eng)),
+        ((url, "options", ()), stamp, lambda: agg.filter_options(eng)),
+    ]
+    if savings is not None:
+        for period in ("30d", "all"):
+            since, prev = period_bounds(period)
+            for lo, hi in ((since, None), (prev, since)) if since else ((None, None),):
+                key = filter_key(RunFilter(since=lo, until=hi))
+                tasks.append(
+                    (
+                        (url, "avoided", key, "reproduce"),
+                        stamp,
+                        lambda k=key: _avoided(savings, eng, k, "reproduce"),
+                    )
+                )
+    precompute.warm(tasks)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

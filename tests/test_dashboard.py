@@ -13,6 +13,7 @@ import streamlit as st
 from dashboard_fixture import CKPT_A, CKPT_B, RUN_IDS, build
 from streamlit.testing.v1 import AppTest
 
+from ecotrain.dashboard import precompute
 from ecotrain.store import aggregates as agg
 from ecotrain.store.db import Store
 from ecotrain.store.queries import RunFilter
@@ -168,9 +169,11 @@ def test_readonly_engine_never_creates_or_writes(tmp_path: Path, fixture_db: Pat
 def fresh_caches():
     st.cache_data.clear()
     st.cache_resource.clear()
+    precompute.clear()
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
+    precompute.clear()
 
 
 def _app(db: Path, monkeypatch: pytest.MonkeyPatch, page: str | None = None, **params) -> AppTest:

@@ -49,7 +49,8 @@ else:
         "runs in view emitted.",
     )
     st.caption(
-        f"{len(avoided):,} reused checkpoints. Reusing them spared "
+        f"{len(avoided):,} reused checkpoint{'s' if len(avoided) != 1 else ''}. Reusing "
+        "them spared "
         f"{c.fmt_co2(total['co2_kg'])} CO2e against {c.fmt_co2(emitted['co2_kg'])} the runs in "
         "view emitted themselves. Reported separately, never subtracted from emissions; a "
         "checkpoint's retraining is avoided once in the scope viewed, however many runs "

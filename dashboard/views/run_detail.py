@@ -41,7 +41,7 @@ cols[2].metric("Energy (facility)", c.fmt_energy(run["facility_energy_kwh"]))
 cols[3].metric("CO2e", c.fmt_co2(run["co2_kg"]))
 cols = st.columns(4)
 cols[0].metric("Cost", c.fmt_usd(run["cost_usd"]))
-cols[1].metric("GPU-hours", c.fmt(run["gpu_hours"], "h"))
+cols[1].metric("GPU-hours", c.fmt(run["gpu_hours"], "h") if run["gpu_model"] else "none (no GPU)")
 cols[2].metric(
     "GPUs",
     f"{run['gpu_count'] or 1}× {agg.short_gpu(run['gpu_model'])}" if run["gpu_model"] else "none",
@@ -54,13 +54,17 @@ cols[3].metric(
 
 command = run["command"]
 # st.code renders text, never Markdown: a command cannot inject links or images.
-st.code(" ".join(map(str, command)) if isinstance(command, list) else str(command or ""), "bash")
+st.code(
+    " ".join(map(str, command)) if isinstance(command, list) else str(command or ""),
+    "bash",
+    wrap_lines=True,
+)
 meta = {
     "run id": run["run_id"],
     "user": run["user"],
     "host": run["host"],
-    "started (UTC)": str(run["started_at"]),
-    "ended (UTC)": str(run["ended_at"] or "—"),
+    "started (UTC)": str(run["started_at"])[:19],
+    "ended (UTC)": str(run["ended_at"] or "not yet")[:19],
     "job / rank": f"{run['job_id'] or '—'} / {'—' if run['rank'] is None else run['rank']}",
     "git": f"{run['git_commit'] or '—'}{' (dirty)' if run['git_dirty'] else ''}",
     "cwd": run["cwd"],
@@ -85,7 +89,7 @@ with right:
             {
                 "component": name.upper(),
                 "kWh": (run[f"{name}_energy_j"] or 0) / 3.6e6,
-                "method": run[f"{name}_method"] or "none",
+                "method": run[f"{name}_method"] or "not measured",
             }
             for name in ("gpu", "cpu", "ram")
         ]

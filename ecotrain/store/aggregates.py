@@ -254,9 +254,11 @@ def run_detail(engine: Engine, run_id: str) -> dict[str, Any]:
     :class:`~ecotrain.store.queries.RunNotFound`.
     """
     run = get_run(engine, run_id)
+    # Reuse counts of this run's checkpoints only (an index lookup each), not of all of them.
+    mine = select(run_checkpoints.c.checkpoint_id).where(run_checkpoints.c.run_id == run["run_id"])
     reused = (
         select(run_checkpoints.c.checkpoint_id, func.count(distinct(run_checkpoints.c.run_id)))
-        .where(run_checkpoints.c.role == "consumed")
+        .where(run_checkpoints.c.role == "consumed", run_checkpoints.c.checkpoint_id.in_(mine))
         .group_by(run_checkpoints.c.checkpoint_id)
         .subquery()
     )
