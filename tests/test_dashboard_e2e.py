@@ -114,3 +114,28 @@ def test_sigterm_stops_the_streamlit_server(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+def test_every_page_reads_at_1280x800(tmp_path: Path) -> None:
+    """Every page in headless Chromium at 1280x800: no e-notation, no None, no value cut."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from dashboard_screens import screens
+
+    from ecotrain.store.db import Store
+    from ecotrain.store.records import utcnow
+    from tests.test_reports import _run
+
+    db = build(tmp_path / "fixture.db")
+    # A seconds-long CPU run: the values that used to read 1.2e-05 kWh, $2.6e-06, "None".
+    pixel = "![px](http://127.0.0.1:9/t.png)"
+    tiny = _run("d" * 32, "tiny", 1, gpu_j=0.0, cpu_j=43.2, gpu_model=None, gpu_count=None,
+                gpu_hours=None, exit_code=None, notes=[pixel])  # fmt: skip
+    tiny["run"]["started_at"] = utcnow()
+    Store(str(db)).write_record(tiny)
+    found = screens(str(db), tmp_path / "screens", (1280, 800), ECOTRAIN, f"?run={'d' * 32}")
+    assert found == {name: [] for name in found}, found
+    assert len(found) == 6
