@@ -34,6 +34,12 @@ PAGES = {
     "breakdowns": "breakdowns",
     "method": "method",
 }
+# Parts below the fold worth a look of their own: {page: out dir -> {selector: png}}.
+ALSO = {
+    "checkpoints": lambda out: {'[data-testid="stGraphVizChart"]': out / "checkpoints-lineage.png"},
+    "run_detail": lambda out: {'[data-testid="stVegaLiteChart"]': out / "run_detail-timeline.png"},
+    "overview": lambda out: {'[data-testid="stDataFrame"]': out / "overview-top.png"},
+}
 BAD = re.compile(r"\d[eE][+-]0|\bNone\b|…")
 
 
@@ -96,6 +102,7 @@ def screens(
                 wait_for='[data-testid="stMainBlockContainer"] h1',
                 port=free_port(),
                 size=size,
+                also=ALSO.get(name, lambda o: {})(out),
             )
             (out / f"{name}.json").write_text(json.dumps(page, indent=1))
             found[name] = problems(page)

@@ -491,44 +491,53 @@ def _is_number(value: Any) -> bool:
 
 
 def show_table(frame, spec: Spec, key: str | None = None, height: int | str = "auto") -> None:
-    """``frame`` as a human table: the columns of ``spec`` in its order, labelled, formatted."""
+    """``frame`` as a human table: the columns of ``spec`` in its order, labelled, formatted.
+
+    A numeric column without gaps keeps its numbers (the header sorts by value) and shows
+    them through a Styler; a column with unknown cells becomes its formatted text (the grid
+    would otherwise draw a missing value as "None"); text columns never hold a missing value.
+    """
     import pandas as pd
 
     frame = pd.DataFrame(frame)
+    shown = [c for c in spec if c in frame.columns]
+    frame = frame[shown].copy()
     formats: dict[str, Any] = {}
     config: dict[str, Any] = {}
-    for col, (label, kind) in spec.items():
-        if col not in frame.columns:
-            continue
+    for col in shown:
+        label, kind = spec[col]
+        fmt_fn: Any = None
         if kind in ("energy", "co2"):
             unit = column_unit(list(frame[col]), kind)
-            formats[col] = lambda v, u=unit: fmt_in(v, u)
-            config[col] = st.column_config.Column(f"{label} ({unit.symbol})")
+            fmt_fn = lambda v, u=unit: fmt_in(v, u)  # noqa: E731
+            label = f"{label} ({unit.symbol})"
         elif kind == "usd":
-            formats[col] = fmt_usd
-            config[col] = st.column_config.Column(label)
+            fmt_fn = fmt_usd
         elif kind == "number":
-            formats[col] = fmt_number
-            config[col] = st.column_config.Column(label)
+            fmt_fn = fmt_number
         elif kind == "int":
-            formats[col] = _int
-            config[col] = st.column_config.Column(label)
+            fmt_fn = _int
         elif kind == "duration":
-            formats[col] = fmt_duration
-            config[col] = st.column_config.Column(label)
-        elif kind == "datetime":
+            fmt_fn = fmt_duration
+        if kind == "datetime":
             config[col] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
+            if frame[col].isna().any():
+                frame[col] = frame[col].map(lambda v: _text(v)[:16])
+                config[col] = st.column_config.Column(label)
         elif kind == "link":
             config[col] = st.column_config.LinkColumn(label, display_text="open", width="small")
-        else:
-            formats[col] = _text
+        elif fmt_fn is None:  # text
+            frame[col] = frame[col].map(_text)
             config[col] = st.column_config.Column(label)
-    shown = [c for c in spec if c in frame.columns]
-    styler = frame.style.format(formats)
+        elif frame[col].isna().any():
+            frame[col] = frame[col].map(fmt_fn)
+            config[col] = st.column_config.Column(label)
+        else:
+            formats[col] = fmt_fn
+            config[col] = st.column_config.Column(label)
     st.dataframe(
-        styler,
+        frame.style.format(formats),
         hide_index=True,
-        column_order=shown,
         column_config=config,
         key=key,
         height=height,

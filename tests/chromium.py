@@ -68,8 +68,11 @@ def capture(
     port: int,
     size: tuple[int, int] = (1400, 1000),
     timeout: float = 90.0,
+    also: dict[str, Path] | None = None,
 ) -> dict:
-    """Like :func:`screenshot`; returns {found, text, grids, cut} (see PAGE_TEXT_JS)."""
+    """Like :func:`screenshot`; returns {found, text, grids, cut} (see PAGE_TEXT_JS).
+
+    ``also``: {CSS selector: png}: scroll each element into view and screenshot it too."""
     proc = subprocess.Popen(
         [
             CHROMIUM,
@@ -84,7 +87,7 @@ def capture(
     )
     try:
         ws_url = _page_ws(port, timeout=30)
-        return asyncio.run(_capture(ws_url, url, png, wait_for, size, timeout))
+        return asyncio.run(_capture(ws_url, url, png, wait_for, size, timeout, also or {}))
     finally:
         proc.terminate()
         try:
@@ -109,16 +112,28 @@ def _page_ws(port: int, timeout: float) -> str:
 
 
 async def _capture(
-    ws_url: str, url: str, png: Path, wait_for: str, size: tuple[int, int], timeout: float
+    ws_url: str,
+    url: str,
+    png: Path,
+    wait_for: str,
+    size: tuple[int, int],
+    timeout: float,
+    also: dict[str, Path] | None = None,
 ) -> dict:
     from websockets.asyncio.client import connect
 
     async with connect(ws_url, max_size=64 * 1024 * 1024) as conn:
-        return await _drive(conn, url, png, wait_for, size, timeout)
+        return await _drive(conn, url, png, wait_for, size, timeout, also or {})
 
 
 async def _drive(
-    conn, url: str, png: Path, wait_for: str, size: tuple[int, int], timeout: float
+    conn,
+    url: str,
+    png: Path,
+    wait_for: str,
+    size: tuple[int, int],
+    timeout: float,
+    also: dict[str, Path] | None = None,
 ) -> dict:
     counter = 0
 
@@ -151,16 +166,24 @@ async def _drive(
         await asyncio.sleep(0.3)
     # Let charts and tables finish their first paint, and Streamlit finish its run.
     await asyncio.sleep(2.5)
-    for _ in range(40):
-        busy = await call(
-            "Runtime.evaluate",
-            expression="!!document.querySelector('[data-testid=\"stStatusWidget\"]')",
-        )
+    # Streamlit marks its app root while the script runs; wait until it has finished.
+    running = "!!document.querySelector('[data-test-script-state=\"running\"]')"
+    for _ in range(int(timeout * 2)):
+        busy = await call("Runtime.evaluate", expression=running)
         if not busy.get("result", {}).get("value"):
             break
         await asyncio.sleep(0.5)
+    await asyncio.sleep(1.0)
     shot = await call("Page.captureScreenshot", format="png")
     png.write_bytes(base64.b64decode(shot["data"]))
     result = await call("Runtime.evaluate", expression=PAGE_TEXT_JS)
+    for selector, extra in (also or {}).items():
+        await call(
+            "Runtime.evaluate",
+            expression=f"document.querySelector({json.dumps(selector)})?.scrollIntoView()",
+        )
+        await asyncio.sleep(1.5)
+        shot = await call("Page.captureScreenshot", format="png")
+        extra.write_bytes(base64.b64decode(shot["data"]))
     page = json.loads(result.get("result", {}).get("value") or "{}")
     return {"found": found, **page}

@@ -422,3 +422,23 @@ def test_checkpoints_page_avoided_largest_first(fixture_db: Path, monkeypatch) -
         return  # nothing reused from outside the scope in this fixture
     co2 = [v or 0.0 for v in avoided["co2_kg"]]
     assert co2 == sorted(co2, reverse=True)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_table_shows_none_or_nan(fixture_db: Path, monkeypatch, page: str) -> None:
+    """Every table cell a reader sees is a value or "unknown": the grid draws a missing cell
+    as "None", so no displayed column may hold one (issue 14)."""
+    from tests.test_reports import _run
+
+    rec = _run("e" * 32, "gaps", 1, gpu_j=0.0, cpu_j=36.0, gpu_model=None, gpu_count=None,
+               gpu_hours=None, exit_code=None, cost_usd=None, region=None, tags={})  # fmt: skip
+    rec["run"]["started_at"] = utcnow()
+    rec["checkpoints"] = [{"checkpoint_id": "sha256:" + "9" * 64, "name": None}]
+    rec["links"] = [{"checkpoint_id": "sha256:" + "9" * 64, "role": "consumed", "path": None}]
+    Store(str(fixture_db)).write_record(rec)
+    at = _app(fixture_db, monkeypatch, page, period="all", run="e" * 32)
+    assert at.dataframe, "every page shows a table"
+    for frame in at.dataframe:
+        value = frame.value
+        assert not value.isna().any().any(), value[value.isna().any(axis=1)]
+        assert "None" not in value.astype(str).to_string()
