@@ -490,12 +490,15 @@ def _is_number(value: Any) -> bool:
     return fmt_number(value) != UNKNOWN
 
 
-def show_table(frame, spec: Spec, key: str | None = None, height: int | str = "auto") -> None:
+def show_table(
+    frame, spec: Spec, key: str | None = None, height: int | str = "auto", static: bool = False
+) -> None:
     """``frame`` as a human table: the columns of ``spec`` in its order, labelled, formatted.
 
     A numeric column without gaps keeps its numbers (the header sorts by value) and shows
     them through a Styler; a column with unknown cells becomes its formatted text (the grid
     would otherwise draw a missing value as "None"); text columns never hold a missing value.
+    ``static``: a small table as plain HTML (st.table), whose long texts wrap, never cut.
     """
     import pandas as pd
 
@@ -535,6 +538,12 @@ def show_table(frame, spec: Spec, key: str | None = None, height: int | str = "a
         else:
             formats[col] = fmt_fn
             config[col] = st.column_config.Column(label)
+    if static:
+        names = {c: _label(config.get(c), c) for c in shown}
+        plain = frame.rename(columns=names)
+        styled = plain.style.format({names[c]: f for c, f in formats.items()})
+        st.table(styled.hide(axis="index"))
+        return
     st.dataframe(
         frame.style.format(formats),
         hide_index=True,
@@ -542,6 +551,13 @@ def show_table(frame, spec: Spec, key: str | None = None, height: int | str = "a
         key=key,
         height=height,
     )
+
+
+def _label(column_config: Any, default: str) -> str:
+    # st.column_config.Column(...) is a dict with the label under "label".
+    if isinstance(column_config, dict) and column_config.get("label") is not None:
+        return str(column_config["label"])
+    return default
 
 
 def ratio_text(avoided: float | None, emitted: float | None) -> str:

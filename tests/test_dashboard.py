@@ -196,6 +196,14 @@ def _df(at: AppTest, *columns: str):
     raise AssertionError(f"no table with columns {columns}")
 
 
+def _table(at: AppTest, *labels: str):
+    """The first static table (st.table) that has all these column labels."""
+    for table in at.table:
+        if set(labels) <= set(table.value.columns):
+            return table.value
+    raise AssertionError(f"no table with columns {labels}")
+
+
 def _metrics(at: AppTest) -> dict[str, tuple[str, str]]:
     return {m.label: (m.value, m.delta) for m in at.metric}
 
@@ -300,8 +308,8 @@ def test_breakdowns_page(fixture_db: Path, monkeypatch) -> None:
 
 def test_method_page_shows_inputs_in_use(fixture_db: Path, monkeypatch) -> None:
     at = _app(fixture_db, monkeypatch, "views/method.py")
-    pue = _df(at, "pue_source")
-    assert list(pue["pue"]) == [1.5] and list(pue["runs"]) == [3]
+    pue = _table(at, "PUE", "Source", "Runs")
+    assert list(pue["PUE"]) == [1.5] and list(pue["Runs"]) == [3]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -402,11 +410,11 @@ def test_run_notes_render_as_text_not_markdown(fixture_db: Path, monkeypatch) ->
 
 def test_method_page_shows_effective_defaults(fixture_db: Path, monkeypatch) -> None:
     at = _app(fixture_db, monkeypatch, "views/method.py")
-    defaults = _df(at, "input", "set by")
-    values = dict(zip(defaults["input"], defaults["value"], strict=True))
+    defaults = _table(at, "Input", "Set by")
+    values = dict(zip(defaults["Input"], defaults["Value"], strict=True))
     assert values["PUE"] == "1.56"
     assert values["Region"] not in ("", "None", "unknown")
-    for frame in at.dataframe:
+    for frame in [*at.dataframe, *at.table]:
         assert "None" not in frame.value.astype(str).to_string()
     page = " ".join(m.value for m in at.markdown)
     assert ":func:" not in page and "run path" not in page
@@ -437,8 +445,8 @@ def test_no_table_shows_none_or_nan(fixture_db: Path, monkeypatch, page: str) ->
     rec["links"] = [{"checkpoint_id": "sha256:" + "9" * 64, "role": "consumed", "path": None}]
     Store(str(fixture_db)).write_record(rec)
     at = _app(fixture_db, monkeypatch, page, period="all", run="e" * 32)
-    assert at.dataframe, "every page shows a table"
-    for frame in at.dataframe:
+    assert at.dataframe or at.table, "every page shows a table"
+    for frame in [*at.dataframe, *at.table]:
         value = frame.value
         assert not value.isna().any().any(), value[value.isna().any(axis=1)]
         assert "None" not in value.astype(str).to_string()

@@ -107,6 +107,8 @@ if rows:
     frame = pd.DataFrame(rows)
     frame.insert(0, "open", "./checkpoints?ckpt=" + frame["checkpoint_id"])
     frame["checkpoint_id"] = frame["checkpoint_id"].map(agg.short_id)
+    # No stated footprint is not an unknown one: recorded runs may have produced it.
+    frame["footprint_source"] = frame["footprint_source"].fillna("none stated")
     c.show_table(
         frame,
         {
@@ -181,7 +183,7 @@ if focus:
 st.subheader("Lineage")
 edges = c.load_lineage(url)
 top_k = st.select_slider(
-    "Checkpoints drawn", options=[10, 20, 40], value=20, key="ck_topk",
+    "Checkpoints drawn", options=[5, 10, 20, 40], value=10, key="ck_topk",
     help="The graph keeps the most-travelled edges (most runs) up to this many checkpoints, "
     "so a lab-scale lineage stays readable; pick a checkpoint above to centre it.",
 )  # fmt: skip
@@ -194,7 +196,8 @@ if shown or focus:
     names = c.load_names(url, tuple(ids))
     st.graphviz_chart(agg.lineage_dot(shown, names, focus or None, [focus] if focus else None))
     st.caption(
-        "An arrow: runs consumed the left checkpoint and produced the right one. "
+        "An arrow goes from a checkpoint runs read to the one they wrote (labelled with how "
+        "many runs). "
         f"Showing {len(ids):,} of {len(all_nodes):,} checkpoints in the lineage"
         + (" around the one picked." if focus else ", the most-travelled part of the graph.")
     )

@@ -75,6 +75,7 @@ try:
             "set by": ("Set by", "text"),
         },
         key="method_defaults",
+        static=True,
     )
 except Exception as e:  # noqa: BLE001 - a broken config or unknown region must not break the page
     st.warning(f"Could not resolve the defaults from the configuration: {e}")
@@ -109,6 +110,7 @@ c.show_table(
     pd.DataFrame(sources),
     {"data": ("Data", "text"), "source": ("Source", "text"), "version": ("Version", "text")},
     key="method_sources",
+    static=True,
 )
 
 st.subheader("Inputs the runs in view were accounted with")
@@ -153,6 +155,8 @@ for name, (title, spec) in TABLES.items():
     if name == "methods":  # no method recorded: the component was not measured
         rows = [{k: v or "not measured" for k, v in r.items()} for r in rows]
     if rows:
-        c.show_table(pd.DataFrame(rows), {**spec, "runs": ("Runs", "int")}, key=f"method_{name}")
+        c.show_table(
+            pd.DataFrame(rows), {**spec, "runs": ("Runs", "int")}, key=f"method_{name}", static=True
+        )
     else:
         st.caption("No runs in this period.")

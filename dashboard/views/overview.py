@@ -110,8 +110,7 @@ TOP = {
     "energy_kwh": ("Energy", "energy"),
     "co2_kg": ("CO2e", "co2"),
     "cost_usd": ("Cost", "usd"),
-    "gpu_hours": ("GPU-h", "number"),
-}
+}  # GPU-hours: on Breakdowns (half a page width holds these five columns whole)
 left, right = st.columns(2)
 for col, by, title in ((left, "project", "Top projects"), (right, "user", "Top users")):
     rows = c.load_breakdown(url, c.filter_key(flt), by, 10)

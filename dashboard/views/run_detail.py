@@ -80,6 +80,7 @@ with left:
         pd.DataFrame({"field": list(meta), "value": [str(v or "—") for v in meta.values()]}),
         {"field": ("Field", "text"), "value": ("Value", "text")},
         key="detail_meta",
+        static=True,
     )
 
 with right:
@@ -126,6 +127,7 @@ with right:
         acct,
         {"input": ("Input", "text"), "value": ("Value", "text"), "source": ("Source", "text")},
         key="detail_acct",
+        static=True,
     )
 
 st.markdown("**Power timeline**")
@@ -148,6 +150,7 @@ links = detail["checkpoints"]
 if links:
     frame = pd.DataFrame(links)
     frame.insert(0, "open", "./checkpoints?ckpt=" + frame["checkpoint_id"])
+    frame["footprint_source"] = frame["footprint_source"].fillna("none stated")
     frame["checkpoint"] = [
         n or agg.short_id(i) for n, i in zip(frame["name"], frame["checkpoint_id"], strict=True)
     ]

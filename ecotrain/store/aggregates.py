@@ -497,9 +497,12 @@ def lineage_dot(
     def q(text: str) -> str:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
+    n_nodes = len({n for e in edges for n in (e["parent"], e["child"])} | set(extra_nodes or []))
+    # Left to right reads best for a few checkpoints; a longer graph laid out that way is
+    # scaled down to the page width until its labels are unreadable, so it goes top down.
     lines = [
         "digraph lineage {",
-        "  rankdir=LR;",
+        f"  rankdir={'LR' if n_nodes <= 8 else 'TB'};",
         '  node [shape=box, style="rounded,filled", fillcolor="#eef5ee", fontname="Helvetica"];',
         '  edge [color="#557755", fontname="Helvetica", fontsize=10];',
     ]
