@@ -197,7 +197,7 @@ def sidebar_filters(url: str) -> None:
         st.selectbox("Period", list(PERIODS), key="f_period", format_func=PERIOD_LABELS.__getitem__)
         st.selectbox("Project", projects, key="f_project")
         st.selectbox("User", users, key="f_user")
-        st.caption(f"Database: `{_masked(url)}`")
+        st.caption(f"Database: {md_text(_masked(url))}")
     sync_query_params()
 
 
@@ -250,7 +250,7 @@ def require_data(url: str) -> None:
         st.info(EMPTY_MESSAGE, icon=":material/science:")
         st.stop()
     if state != "ok":
-        st.error(state)
+        st.error(md_text(state))
         st.stop()
 
 
@@ -461,6 +461,15 @@ def date_to_dt(d: date | None, end: bool = False) -> datetime | None:
         return None
     dt = datetime(d.year, d.month, d.day)
     return dt + timedelta(days=1) if end else dt
+
+
+def md_text(value: Any) -> str:
+    """User data for a Streamlit element that renders Markdown (subheader, caption, warning):
+    one line, every character Markdown would act on escaped, so a name cannot add a link or
+    an image that every viewer's browser would fetch (issue 16)."""
+    from ecotrain.reports.markdown import text
+
+    return text(value)
 
 
 # -- tables for people ------------------------------------------------------------------------

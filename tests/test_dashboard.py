@@ -450,3 +450,23 @@ def test_no_table_shows_none_or_nan(fixture_db: Path, monkeypatch, page: str) ->
         value = frame.value
         assert not value.isna().any().any(), value[value.isna().any(axis=1)]
         assert "None" not in value.astype(str).to_string()
+
+
+def test_names_and_links_render_as_text(fixture_db: Path, monkeypatch) -> None:
+    """A project or checkpoint name, or a run id in a link, cannot inject Markdown."""
+    from tests.test_reports import _run
+
+    pixel = "![px](http://127.0.0.1:9/track.png)"
+    rec = _run("a1" * 16, f"p {pixel}", 1, gpu_j=3.6e6, cpu_j=0.0)
+    rec["run"]["started_at"] = utcnow()
+    rec["checkpoints"] = [{"checkpoint_id": "sha256:" + "7" * 64, "name": pixel}]
+    rec["links"] = [{"checkpoint_id": "sha256:" + "7" * 64, "role": "consumed", "path": "/m"}]
+    Store(str(fixture_db)).write_record(rec)
+    for page, params in (
+        ("views/run_detail.py", {"run": "a1" * 16}),
+        ("views/run_detail.py", {"run": pixel}),
+        ("views/checkpoints.py", {"ckpt": "sha256:" + "7" * 64, "period": "all"}),
+    ):
+        at = _app(fixture_db, monkeypatch, page, **params)
+        rendered = [e.value for e in [*at.markdown, *at.subheader, *at.caption, *at.warning]]
+        assert not [t for t in rendered if "](http" in t and "\\](http" not in t], rendered

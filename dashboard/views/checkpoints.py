@@ -140,8 +140,8 @@ elif "ckpt" in st.query_params:
 
 if focus:
     names = c.load_names(url, (focus,))
-    st.subheader(names.get(focus, focus))
-    st.caption(focus)
+    st.subheader(c.md_text(names.get(focus, focus)))  # stored names are text, not Markdown
+    st.caption(c.md_text(focus))
     fp = c.load_footprint(url, focus)
     if savings is None:
         st.caption("Footprint: the savings module is not installed.")

@@ -29,11 +29,11 @@ st.query_params["run"] = run_id
 try:
     detail = c.load_run_detail(url, run_id)
 except RunNotFound as e:
-    st.warning(str(e))
+    st.warning(c.md_text(str(e)))  # it quotes the id from the link
     st.stop()
 run = detail["run"]
 
-st.subheader(f"{run['project']} · {run['run_id'][:12]}")
+st.subheader(c.md_text(f"{run['project']} · {run['run_id'][:12]}"))
 cols = st.columns(4)
 cols[0].metric("Status", run["status"] or c.UNKNOWN)
 cols[1].metric("Duration", c.fmt_duration(run["duration_s"]))
