@@ -108,9 +108,13 @@ def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
         ("status", _status(run)),
         ("command", " ".join(run.get("command") or [])),
         ("user@host", f"{run.get('user')}@{run.get('host')}"),
-        ("cwd", run.get("cwd")),
+        ("cwd", run.get("cwd") or UNKNOWN),
         ("git", f"{run.get('git_commit') or '-'}{' (dirty)' if run.get('git_dirty') else ''}"),
-        ("job / rank", f"{run.get('job_id') or '-'} / {run.get('rank')}"),
+        (
+            "job / rank",
+            f"{run.get('job_id') or 'none'} / "
+            f"{'none' if run.get('rank') is None else run.get('rank')}",
+        ),
         ("tags", json.dumps(run.get("tags") or {})),
         ("started / ended", f"{fmt_time(run['started_at'])} / {fmt_time(run.get('ended_at'))}"),
         ("duration", _duration(run.get("duration_s"))),
@@ -131,14 +135,7 @@ def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
             f"{fmt_usd(run.get('cost_usd'))} ({run.get('cost_method') or UNKNOWN} at "
             f"{fmt_num(run.get('price'))}, {run.get('price_source') or UNKNOWN})",
         ),
-        (
-            "GPUs",
-            f"{run.get('gpu_count') or 0} x {run.get('gpu_model') or 'no GPU'}, "
-            f"{fmt_num(run.get('gpu_hours'))} GPU-h, "
-            f"mean {fmt_num(run.get('gpu_mean_power_w'))} W, "
-            f"max {fmt_num(run.get('gpu_max_power_w'))} W, "
-            f"util {fmt_num(run.get('gpu_util_pct'))}%",
-        ),
+        ("GPUs", _gpus(run)),
         (
             "CPU",
             f"{run.get('cpu_model') or UNKNOWN} ({fmt_num(run.get('cpu_count'))} threads), "
@@ -159,6 +156,18 @@ def _energy(run: dict, component: str) -> str:
     if joules is None:
         return "not measured"
     return f"{fmt_energy(joules / 3.6e6)} ({run.get(f'{component}_method') or UNKNOWN})"
+
+
+def _gpus(run: dict) -> str:
+    if not run.get("gpu_model"):
+        return "none"
+    return (
+        f"{run.get('gpu_count') or 1} x {run['gpu_model']}, "
+        f"{fmt_num(run.get('gpu_hours'))} GPU-h, "
+        f"mean {fmt_num(run.get('gpu_mean_power_w'))} W, "
+        f"max {fmt_num(run.get('gpu_max_power_w'))} W, "
+        f"util {fmt_num(run.get('gpu_util_pct'))}%"
+    )
 
 
 def _status(run: dict) -> str:
@@ -278,6 +287,8 @@ def print_checkpoints(rows: list[dict], as_json: bool = False) -> None:
     if not rows:
         console.print("no checkpoints yet: runs record the model files they read and write")
         return
+    kwh = column_unit([r["footprint"].energy_kwh for r in rows], "energy")
+    kg = column_unit([r["footprint"].co2_kg for r in rows], "co2")
     table(
         ["checkpoint", "name", "produced", "reused", "footprint energy", "CO2e", "source"],
         [
@@ -286,8 +297,8 @@ def print_checkpoints(rows: list[dict], as_json: bool = False) -> None:
                 r.get("name"),
                 r["times_produced"],
                 r["times_reused"],
-                fmt_energy(r["footprint"].energy_kwh),
-                fmt_co2(r["footprint"].co2_kg),
+                fmt_energy(r["footprint"].energy_kwh, kwh),
+                fmt_co2(r["footprint"].co2_kg, kg),
                 r["footprint"].source,
             )
             for r in rows
@@ -305,6 +316,8 @@ def print_savings(items: list, mode: str, as_json: bool = False) -> None:
     if not items:
         console.print("no reuse of checkpoints from outside these runs' projects yet")
         return
+    kwh = column_unit([a.energy_kwh for a in items], "energy")
+    kg = column_unit([a.co2_kg for a in items], "co2")
     table(
         [
             "checkpoint",
@@ -319,8 +332,8 @@ def print_savings(items: list, mode: str, as_json: bool = False) -> None:
                 a.name or a.checkpoint_id[:19],
                 a.footprint.source,
                 f"{a.reuses} run(s)",
-                fmt_energy(a.energy_kwh),
-                fmt_co2(a.co2_kg),
+                fmt_energy(a.energy_kwh, kwh),
+                fmt_co2(a.co2_kg, kg),
                 fmt_usd(a.cost_usd),
             )
             for a in items
@@ -399,6 +412,8 @@ def print_job(job: str, total: dict, rows: list[dict]) -> None:
         f"{fmt_num(total['gpu_hours'])} GPU-h",
         markup=False,
     )
+    kwh = column_unit([r.get("facility_energy_kwh") for r in rows], "energy")
+    kg = column_unit([r.get("co2_kg") for r in rows], "co2")
     table(
         ["rank", "node", "run", "status", "GPUs measured", "energy", "CO2e"],
         [
@@ -408,8 +423,8 @@ def print_job(job: str, total: dict, rows: list[dict]) -> None:
                 r["run_id"][:12],
                 r["status"],
                 r.get("gpu_count") or 0,
-                fmt_energy(r.get("facility_energy_kwh")),
-                fmt_co2(r.get("co2_kg")),
+                fmt_energy(r.get("facility_energy_kwh"), kwh),
+                fmt_co2(r.get("co2_kg"), kg),
             )
             for r in rows
         ],
