@@ -14,7 +14,7 @@ STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:60rem;
 color:#1a202c;line-height:1.5}table{border-collapse:collapse;margin:1rem 0;width:100%}
 th,td{padding:.3rem .6rem;border-bottom:1px solid #e2e8f0;text-align:right}
-th:first-child,td:first-child{text-align:left}caption{caption-side:bottom;color:#4a5568}
+th:first-child,td:first-child,.t{text-align:left}caption{caption-side:bottom;color:#4a5568}
 .note{color:#4a5568;font-size:.9rem}
 """
 
@@ -77,6 +77,10 @@ def chart(report: Report, width: int = 720, height: int = 260) -> str:
     return "".join(parts)
 
 
+def _when(iso: str | None) -> str:
+    return str(iso or "unknown").replace("T", " ")[:16]
+
+
 def _selection(report: Report) -> str:
     return ", ".join(f"{k}={v}" for k, v in report.selection.items()) or "all runs"
 
@@ -90,15 +94,16 @@ def render(report: Report) -> str:
     e_unit = column_unit([ln.energy_kwh for ln in report.lines] + [t["energy_kwh"]], "energy")
     c_unit = column_unit([ln.co2_kg for ln in report.lines] + [t["co2_kg"]], "co2")
     rows = "".join(
-        f"<tr><td>{_e(ln.label)}</td><td>{ln.runs:,}</td><td>{_e(ln.status)}</td>"
-        f"<td>{_e(ln.gpu)}</td><td>{fmt_number(ln.gpu_hours)}</td>"
+        f'<tr><td>{_e(ln.label)}</td><td>{ln.runs:,}</td><td class="t">{_e(ln.status)}</td>'
+        f'<td class="t">{_e(ln.gpu)}</td><td>{fmt_number(ln.gpu_hours)}</td>'
         f"<td>{fmt_in(ln.energy_kwh, e_unit)}</td><td>{fmt_in(ln.co2_kg, c_unit)}</td>"
         f"<td>{fmt_usd(ln.cost_usd)}</td></tr>"
         for ln in report.lines
     )
     k_unit = column_unit([c["kwh"] for c in report.components], "energy")
     comps = "".join(
-        f"<tr><td>{c['component'].upper()}</td><td>{fmt_in(c['kwh'], k_unit)}</td><td>"
+        f"<tr><td>{c['component'].upper()}</td><td>{fmt_in(c['kwh'], k_unit)}</td>"
+        '<td class="t">'
         + _e(", ".join(f"{m} ({n:,})" for m, n in c["methods"].items()))
         + "</td></tr>"
         for c in report.components
@@ -109,7 +114,7 @@ def render(report: Report) -> str:
         ae = column_unit([r.energy_kwh for r in report.reuse], "energy")
         ac = column_unit([r.co2_kg for r in report.reuse], "co2")
         body = "".join(
-            f"<tr><td>{_e(r.name)}</td><td>{_e(r.footprint_source)}</td>"
+            f'<tr><td>{_e(r.name)}</td><td class="t">{_e(r.footprint_source)}</td>'
             f"<td>{r.reused_by:,}</td><td>{fmt_in(r.energy_kwh, ae)}</td>"
             f"<td>{fmt_in(r.co2_kg, ac)}</td><td>{fmt_usd(r.cost_usd)}</td></tr>"
             for r in report.reuse
@@ -134,13 +139,14 @@ def render(report: Report) -> str:
         f"<style>{STYLE}</style></head><body>"
         "<h1>Compute, energy and emissions</h1>"
         f'<p class="note">Selection: {_e(_selection(report))}</p>'
-        f"<p>{report.n_runs:,} run(s), {_e(report.first_start)} to "
-        f"{_e(report.last_end or 'still running')}: "
+        f"<p>{report.n_runs:,} run(s), {_e(_when(report.first_start))} to "
+        f"{_e(_when(report.last_end) if report.last_end else 'still running')} UTC: "
         f"<strong>{fmt_energy(t['energy_kwh'])}</strong> facility energy, "
         f"<strong>{fmt_in(t['co2_kg'], c_unit)} {c_unit.symbol} CO2e</strong>, "
         f"<strong>{fmt_usd(t['cost_usd'])}</strong>, {fmt_number(t['gpu_hours'])} GPU-hours."
         f"</p>{chart(report)}"
-        f"<table><tr><th>{head}</th><th>Runs</th><th>Status</th><th>GPUs</th><th>GPU-hours</th>"
+        f"<table><tr><th>{head}</th><th>Runs</th><th class='t'>Status</th>"
+        "<th class='t'>GPUs</th><th>GPU-hours</th>"
         f"<th>Energy, facility ({e_unit.symbol})</th><th>CO2e ({c_unit.symbol})</th>"
         f"<th>Cost</th></tr>{rows}<tr><th>Total</th><th>{report.n_runs:,}</th>"
         f"<th>{_e(status)}</th><th></th><th>{fmt_number(t['gpu_hours'])}</th>"

@@ -181,7 +181,7 @@ def status_text(counts: dict[str, int]) -> str:
     if set(counts) == {"finished"}:
         return "finished"
     ordered = sorted(counts.items(), key=lambda kv: (kv[0] != "finished", -kv[1], kv[0]))
-    return ", ".join(f"{n} {s}" for s, n in ordered)
+    return ", ".join(f"{n:,} {s}" for s, n in ordered)
 
 
 def _run_label(started: Any, project: str | None, tags: Any, command: Any) -> str:
