@@ -15,6 +15,7 @@ Target (issue 14): every page < 1 s server-side once precomputed.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -76,9 +77,15 @@ def main() -> None:
     time_page(app, PAGES["Method"], args.period, 1)  # warm the imports, not timed
     print(f"period={args.period}, median of {args.repeat}, seconds")
     print(f"{'page':<24}{'cold':>8}{'precomputed':>13}{'warm':>8}")
+    figures: dict[str, float] = {}
     for name, page in PAGES.items():
         cold, pre, warm = time_page(app, page, args.period, args.repeat)
         print(f"{name:<24}{cold:>8.2f}{pre:>13.2f}{warm:>8.2f}")
+        slug = name.lower().replace(" & ", "_").replace(" ", "_")
+        figures[f"{slug}_cold_s"] = round(cold, 3)
+        figures[f"{slug}_precomputed_s"] = round(pre, 3)
+    # The bench/run.py hook protocol: the last line is one JSON object.
+    print(json.dumps({"name": "dashboard_pages", "figures": figures}))
 
 
 if __name__ == "__main__":
