@@ -470,3 +470,33 @@ def test_names_and_links_render_as_text(fixture_db: Path, monkeypatch) -> None:
         at = _app(fixture_db, monkeypatch, page, **params)
         rendered = [e.value for e in [*at.markdown, *at.subheader, *at.caption, *at.warning]]
         assert not [t for t in rendered if "](http" in t and "\\](http" not in t], rendered
+
+
+def test_precomputed_summary_served_then_refreshed_when_data_changes(fixture_db: Path) -> None:
+    import time
+
+    calls: list[int] = []
+
+    def compute(n: int):
+        def run() -> int:
+            calls.append(n)
+            return n
+
+        return run
+
+    key = ("test", "summary")
+    assert precompute.summary(key, ("a",), compute(1))[0] == 1  # absent: computed here
+    assert precompute.summary(key, ("a",), compute(2))[0] == 1  # same data: stored value
+    assert calls == [1]
+    assert precompute.summary(key, ("b",), compute(3))[0] == 1  # changed: old value at once
+    deadline = time.monotonic() + 5
+    while precompute.summary(key, ("b",), compute(4))[0] != 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert precompute.summary(key, ("b",), compute(5))[0] == 3 and calls == [1, 3]
+    # The stamp moves with the data: a new run changes it.
+    engine = agg.readonly_engine(str(fixture_db))
+    before = precompute.data_stamp(engine, "u1")
+    from tests.test_reports import _run
+
+    Store(str(fixture_db)).write_record(_run("9" * 32, "new", 1, gpu_j=1.0, cpu_j=0.0))
+    assert precompute.data_stamp(engine, "u2") != before
