@@ -33,6 +33,13 @@ PAGES = [
     st.Page("views/method.py", title="Method", icon=":material/menu_book:", url_path="method"),
 ]
 
+# A metric value wraps instead of being cut with an ellipsis: a number that loses its unit
+# (or its last digits) at 1280 px is a wrong number for the reader.
+st.html(
+    "<style>[data-testid='stMetricValue'], [data-testid='stMetricValue'] * "
+    "{white-space: normal !important; overflow-wrap: anywhere; text-overflow: clip !important;"
+    " font-size: 1.9rem}</style>"
+)
 page = st.navigation(PAGES)
 url = common.db_url()
 st.session_state["db_url"] = url

@@ -21,10 +21,20 @@ from typing import Any
 
 import streamlit as st
 
-from ecotrain.dashboard import DB_ENV
+from ecotrain.dashboard import DB_ENV, precompute
 from ecotrain.store import aggregates as agg
 from ecotrain.store.queries import RunFilter
-from ecotrain.units import fmt, fmt_co2, fmt_usd  # noqa: F401 - the views format through c.*
+from ecotrain.units import (  # noqa: F401 - the views format through c.*
+    UNKNOWN,
+    column_unit,
+    fmt,
+    fmt_co2,
+    fmt_duration,
+    fmt_energy,
+    fmt_in,
+    fmt_number,
+    fmt_usd,
+)
 
 TTL_S = 60
 
@@ -182,11 +192,12 @@ def sidebar_filters(url: str) -> None:
         st.session_state["f_project"] = ALL
     if st.session_state.get("f_user") not in users:
         st.session_state["f_user"] = ALL
+    warm_default_views(url)
     with st.sidebar:
         st.selectbox("Period", list(PERIODS), key="f_period", format_func=PERIOD_LABELS.__getitem__)
         st.selectbox("Project", projects, key="f_project")
         st.selectbox("User", users, key="f_user")
-        st.caption(f"Database: `{_masked(url)}`")
+        st.caption(f"Database: {md_text(_masked(url))}")
     sync_query_params()
 
 
@@ -239,7 +250,7 @@ def require_data(url: str) -> None:
         st.info(EMPTY_MESSAGE, icon=":material/science:")
         st.stop()
     if state != "ok":
-        st.error(state)
+        st.error(md_text(state))
         st.stop()
 
 
@@ -255,30 +266,40 @@ def load_run_count(url: str) -> int:
     return int(agg.totals(eng, RunFilter())["runs"])
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _pre(url: str, name: str, args: tuple, compute) -> Any:
+    """``compute(engine)``, precomputed per process and refreshed when the data changes
+    (dashboard/precompute.py): a page never waits for an aggregation already done once."""
+    eng = engine(url)
+    value, _ = precompute.summary(
+        (url, name, args), precompute.data_stamp(eng, url), lambda: compute(eng)
+    )
+    return value
+
+
 def load_options(url: str) -> dict[str, list[str]]:
     """Distinct projects, users, hosts, statuses."""
     if database_state(url) != "ok":
         return {"project": [], "user": [], "host": [], "status": []}
-    return agg.filter_options(engine(url))
+    return _pre(url, "options", (), agg.filter_options)
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def load_totals(url: str, key: FilterKey) -> dict[str, float]:
     """Totals for a filter."""
-    return agg.totals(engine(url), from_key(key))
+    return dict(_pre(url, "totals", key, lambda e: agg.totals(e, from_key(key))))
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def load_trend(url: str, key: FilterKey) -> list[dict[str, Any]]:
     """Weekly sums for a filter."""
-    return agg.weekly_trend(engine(url), from_key(key))
+    return list(_pre(url, "trend", key, lambda e: agg.weekly_trend(e, from_key(key))))
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def load_breakdown(url: str, key: FilterKey, by: str, limit: int | None = None) -> list[dict]:
     """Sums grouped by one column."""
-    return agg.breakdown(engine(url), from_key(key), by, limit)
+    return list(
+        _pre(
+            url, "breakdown", (key, by, limit), lambda e: agg.breakdown(e, from_key(key), by, limit)
+        )
+    )
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -297,13 +318,15 @@ def load_run_detail(url: str, run_id: str) -> dict[str, Any]:
     return agg.run_detail(engine(url), run_id)
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def load_checkpoints(
     url: str, key: FilterKey, search: str | None, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of checkpoints."""
-    return agg.checkpoint_table(
-        engine(url), from_key(key), search=search, limit=limit, offset=offset
+    return _pre(
+        url,
+        "checkpoints",
+        (key, search, limit, offset),
+        lambda e: agg.checkpoint_table(e, from_key(key), search=search, limit=limit, offset=offset),
     )
 
 
@@ -313,10 +336,13 @@ def load_checkpoint_runs(url: str, checkpoint_id: str) -> list[dict[str, Any]]:
     return agg.checkpoint_runs(engine(url), checkpoint_id)
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def load_lineage(url: str) -> list[dict[str, Any]]:
-    """All checkpoint-to-checkpoint edges."""
-    return agg.lineage_edges(engine(url))
+    """All checkpoint-to-checkpoint edges (precomputed; refreshed when runs change)."""
+    eng = engine(url)
+    value, _ = precompute.summary(
+        (url, "lineage", ()), precompute.data_stamp(eng, url), lambda: agg.lineage_edges(eng)
+    )
+    return value
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -325,10 +351,9 @@ def load_names(url: str, ids: tuple[str, ...]) -> dict[str, str]:
     return agg.checkpoint_names(engine(url), list(ids))
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def load_sources(url: str, key: FilterKey) -> dict[str, list[dict[str, Any]]]:
     """Accounting inputs in use."""
-    return agg.sources_in_use(engine(url), from_key(key))
+    return _pre(url, "sources", key, lambda e: agg.sources_in_use(e, from_key(key)))
 
 
 def savings_module():
@@ -340,14 +365,57 @@ def savings_module():
     return savings
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 def load_avoided(url: str, key: FilterKey, mode: str) -> list[dict[str, Any]]:
-    """What reusing checkpoints avoided for the runs in scope, one dict per checkpoint."""
+    """What reusing checkpoints avoided for the runs in scope, one dict per checkpoint.
+
+    The costliest figure of the dashboard (every reused checkpoint's ancestry): precomputed
+    per scope and refreshed in the background when runs change (dashboard/precompute.py).
+    """
     savings = savings_module()
     if savings is None:
         return []
-    rows = savings.avoided_for_runs(engine(url), from_key(key), mode=mode)
-    return [_plain(a) for a in rows]
+    eng = engine(url)
+    value, _ = precompute.summary(
+        (url, "avoided", key, mode),
+        precompute.data_stamp(eng, url),
+        lambda: _avoided(savings, eng, key, mode),
+    )
+    return list(value)  # a new list: pages sort it
+
+
+def _avoided(savings, eng, key: FilterKey, mode: str) -> list[dict[str, Any]]:
+    return [_plain(a) for a in savings.avoided_for_runs(eng, from_key(key), mode=mode)]
+
+
+_warmed: set[str] = set()
+
+
+def warm_default_views(url: str) -> None:
+    """Start computing, once per database and process, what the first pages a visitor opens
+    need most (avoided by reuse and lineage, for the default periods), in the background."""
+    if url in _warmed or database_state(url) != "ok":
+        return
+    _warmed.add(url)
+    savings = savings_module()
+    eng = engine(url)
+    stamp = precompute.data_stamp(eng, url)
+    tasks: list = [
+        ((url, "lineage", ()), stamp, lambda: agg.lineage_edges(eng)),
+        ((url, "options", ()), stamp, lambda: agg.filter_options(eng)),
+    ]
+    if savings is not None:
+        for period in ("30d", "all"):
+            since, prev = period_bounds(period)
+            for lo, hi in ((since, None), (prev, since)) if since else ((None, None),):
+                key = filter_key(RunFilter(since=lo, until=hi))
+                tasks.append(
+                    (
+                        (url, "avoided", key, "reproduce"),
+                        stamp,
+                        lambda k=key: _avoided(savings, eng, k, "reproduce"),
+                    )
+                )
+    precompute.warm(tasks)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -393,3 +461,148 @@ def date_to_dt(d: date | None, end: bool = False) -> datetime | None:
         return None
     dt = datetime(d.year, d.month, d.day)
     return dt + timedelta(days=1) if end else dt
+
+
+def md_text(value: Any) -> str:
+    """User data for a Streamlit element that renders Markdown (subheader, caption, warning):
+    one line, every character Markdown would act on escaped, so a name cannot add a link or
+    an image that every viewer's browser would fetch (issue 16)."""
+    from ecotrain.reports.markdown import text
+
+    return text(value)
+
+
+# -- tables for people ------------------------------------------------------------------------
+# A column spec: name -> (label, kind). Kinds: energy (kWh), co2 (kg), usd, number, int,
+# duration (s), text, datetime, link. Energy and CO2e columns get one unit for the whole column
+# (in the header); every cell is formatted by ecotrain.units, so a table never shows "None",
+# e-notation or a value rounded to 0. The underlying numbers stay, so sorting by a column
+# header still sorts by value.
+Spec = dict[str, tuple[str, str]]
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return UNKNOWN
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    return str(value)
+
+
+def _int(value: Any) -> str:
+    return UNKNOWN if not _is_number(value) else f"{int(value):,}"
+
+
+def _is_number(value: Any) -> bool:
+    return fmt_number(value) != UNKNOWN
+
+
+def show_table(
+    frame, spec: Spec, key: str | None = None, height: int | str = "auto", static: bool = False
+) -> None:
+    """``frame`` as a human table: the columns of ``spec`` in its order, labelled, formatted.
+
+    A numeric column without gaps keeps its numbers (the header sorts by value) and shows
+    them through a Styler; a column with unknown cells becomes its formatted text (the grid
+    would otherwise draw a missing value as "None"); text columns never hold a missing value.
+    ``static``: a small table as plain HTML (st.table), whose long texts wrap, never cut.
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame(frame)
+    shown = [c for c in spec if c in frame.columns]
+    frame = frame[shown].copy()
+    formats: dict[str, Any] = {}
+    config: dict[str, Any] = {}
+    for col in shown:
+        label, kind = spec[col]
+        fmt_fn: Any = None
+        if kind in ("energy", "co2"):
+            unit = column_unit(list(frame[col]), kind)
+            fmt_fn = lambda v, u=unit: fmt_in(v, u)  # noqa: E731
+            label = f"{label} ({unit.symbol})"
+        elif kind == "usd":
+            fmt_fn = fmt_usd
+        elif kind == "number":
+            fmt_fn = fmt_number
+        elif kind == "int":
+            fmt_fn = _int
+        elif kind == "duration":
+            fmt_fn = fmt_duration
+        if kind == "datetime":
+            config[col] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
+            if frame[col].isna().any():
+                frame[col] = frame[col].map(lambda v: _text(v)[:16])
+                config[col] = st.column_config.Column(label)
+        elif kind == "link":
+            config[col] = st.column_config.LinkColumn(label, display_text="open", width="small")
+        elif fmt_fn is None:  # text
+            frame[col] = frame[col].map(_text)
+            config[col] = st.column_config.Column(label)
+        elif frame[col].isna().any():
+            frame[col] = frame[col].map(fmt_fn)
+            config[col] = st.column_config.Column(label)
+        else:
+            formats[col] = fmt_fn
+            config[col] = st.column_config.Column(label)
+    if static:
+        names = {c: _label(config.get(c), c) for c in shown}
+        plain = frame.rename(columns=names)
+        styled = plain.style.format({names[c]: f for c, f in formats.items()})
+        st.table(styled.hide(axis="index"))
+        return
+    st.dataframe(
+        frame.style.format(formats),
+        hide_index=True,
+        column_config=config,
+        key=key,
+        height=height,
+    )
+
+
+def _label(column_config: Any, default: str) -> str:
+    # st.column_config.Column(...) is a dict with the label under "label".
+    if isinstance(column_config, dict) and column_config.get("label") is not None:
+        return str(column_config["label"])
+    return default
+
+
+def ratio_text(avoided: float | None, emitted: float | None) -> str:
+    """Avoided over emitted as "3.2×" (or "unknown" when nothing was emitted)."""
+    if not avoided or not emitted:
+        return UNKNOWN if not emitted else "0×"
+    return f"{fmt_number(avoided / emitted)}×"
+
+
+def bar_chart(
+    frame, label_col: str, value_col: str, title: str, kind: str, horizontal: bool = True
+) -> None:
+    """A bar chart in the unit that reads best, every label shown in full; horizontal bars
+    are sorted by value (largest on top), vertical ones keep the frame's order (time)."""
+    import altair as alt
+
+    frame = frame[[label_col, value_col]].copy()
+    if kind in ("energy", "co2"):
+        unit = column_unit(list(frame[value_col]), kind)
+        frame[value_col] = frame[value_col].fillna(0.0) / unit.factor
+        axis_title = f"{title} ({unit.symbol})"
+    elif kind == "usd":
+        axis_title = f"{title} ($)"
+    else:
+        axis_title = title
+    frame[label_col] = frame[label_col].map(_text)
+    value = alt.X(value_col, title=axis_title) if horizontal else alt.Y(value_col, title=axis_title)
+    label_axis = alt.Axis(labelLimit=0, title=None)
+    if horizontal:
+        chart = alt.Chart(frame).mark_bar().encode(
+            x=value, y=alt.Y(label_col, sort="-x", axis=label_axis),
+            tooltip=[label_col, alt.Tooltip(value_col, format=",.3~r")],
+        ).properties(height=max(120, 24 * len(frame)))  # fmt: skip
+    else:
+        chart = alt.Chart(frame).mark_bar().encode(
+            x=alt.X(label_col, sort=None, axis=label_axis), y=value,
+            tooltip=[label_col, alt.Tooltip(value_col, format=",.3~r")],
+        ).properties(height=260)  # fmt: skip
+    st.altair_chart(chart, width="stretch")

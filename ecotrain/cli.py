@@ -406,6 +406,10 @@ def report(
     output: Annotated[
         str | None, typer.Option("-o", "--output", help="File (default: stdout).")
     ] = None,
+    bib: Annotated[
+        str | None,
+        typer.Option("--bib", help="Also write the sources' BibTeX here (LaTeX cites them)."),
+    ] = None,
     db: DbOpt = None,
 ) -> None:
     """Write the compute/energy/carbon statement for a paper from recorded runs."""
@@ -422,6 +426,8 @@ def report(
 
     if not is_stdout(output):
         check_target(output)  # before the work: a path we cannot write fails at once
+    if bib is not None:
+        check_target(bib)
     store = _open_store(db)
     flt = RunFilter(
         project=project,
@@ -436,7 +442,12 @@ def report(
         rep = build_report(store.engine, flt, mode=mode)
     except NoRuns:
         fail("no runs match" + suggest(store.engine, project=project, run_ids=run or []))
-    text = render(rep, fmt)
+    text = render(rep, fmt, bib=bib is not None)
+    if bib is not None:
+        from ecotrain.reports.model import bibtex
+
+        write_output(bib, bibtex(rep))
+        print(f"wrote {bib} ({len(rep.sources)} sources)", file=sys.stderr)
     write_output(output, text)
     if not is_stdout(output):
         print(f"wrote {output} ({fmt}, {rep.n_runs} runs)", file=sys.stderr)
@@ -550,7 +561,6 @@ def dashboard(
 
     require("dashboard", "ecotrain dashboard")
     import os
-    import subprocess
     from importlib.resources import as_file, files
 
     from ecotrain.bind import check_bind
@@ -583,10 +593,9 @@ def dashboard(
             "--client.toolbarMode", "minimal",  # no "Deploy" button on a lab tool
         ]  # fmt: skip
         print(f"ecotrain dashboard on http://{host}:{port}/ · {mask_url(url)}", file=sys.stderr)
-        try:
-            code = subprocess.call(argv, env={**os.environ, DB_ENV: url})
-        except KeyboardInterrupt:
-            code = 0
+        from ecotrain.dashboard.serve import serve
+
+        code = serve(argv, {**os.environ, DB_ENV: url})
     raise typer.Exit(code)
 
 

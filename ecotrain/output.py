@@ -12,7 +12,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ecotrain.units import fmt_co2, fmt_duration, fmt_energy, fmt_usd
+from ecotrain.units import (
+    UNKNOWN,
+    column_unit,
+    fmt_co2,
+    fmt_duration,
+    fmt_energy,
+    fmt_number,
+    fmt_usd,
+)
 
 # In a pipe Rich would wrap tables at 80 columns; scripts reading us want whole lines.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -30,15 +38,13 @@ def print_json(data: Any) -> None:
 
 
 def fmt_num(value: float | None, digits: int = 3) -> str:
-    """A number to `digits` significant digits; '-' for unknown."""
-    if value is None:
-        return "-"
-    return f"{value:.{digits}g}"
+    """A number to `digits` significant figures; "unknown" when unknown (ecotrain.units)."""
+    return fmt_number(value, digits)
 
 
 def fmt_time(value: datetime | None) -> str:
     """A UTC datetime, to the second."""
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else UNKNOWN
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
@@ -47,7 +53,7 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
     for col in columns:
         t.add_column(col, overflow="fold")
     for row in rows:
-        t.add_row(*["-" if v is None else str(v) for v in row])
+        t.add_row(*[UNKNOWN if v is None else str(v) for v in row])
     console.print(t)
 
 
@@ -68,6 +74,9 @@ def print_runs(
         else:
             console.print("no runs yet: try `ecotrain run -- python train.py`")
         return
+    # One unit per column, so rows compare at a glance.
+    kwh = column_unit([r.get("facility_energy_kwh") for r in rows], "energy")
+    kg = column_unit([r.get("co2_kg") for r in rows], "co2")
     table(
         [
             "run",
@@ -87,8 +96,8 @@ def print_runs(
                 r["project"],
                 r["status"] + (f" ({r['exit_code']})" if r.get("exit_code") else ""),
                 fmt_duration(r.get("duration_s")),
-                fmt_energy(r.get("facility_energy_kwh")),
-                fmt_co2(r.get("co2_kg")),
+                fmt_energy(r.get("facility_energy_kwh"), kwh),
+                fmt_co2(r.get("co2_kg"), kg),
                 fmt_usd(r.get("cost_usd")),
                 " ".join(r.get("command") or [])[:60],
             )
@@ -118,12 +127,16 @@ def print_run(
     lines = [
         ("run", run["run_id"]),
         ("project", run["project"]),
-        ("status", f"{run['status']} (exit code {run.get('exit_code')})"),
+        ("status", _status(run)),
         ("command", " ".join(run.get("command") or [])),
         ("user@host", f"{run.get('user')}@{run.get('host')}"),
-        ("cwd", run.get("cwd")),
+        ("cwd", run.get("cwd") or UNKNOWN),
         ("git", f"{run.get('git_commit') or '-'}{' (dirty)' if run.get('git_dirty') else ''}"),
-        ("job / rank", f"{run.get('job_id') or '-'} / {run.get('rank')}"),
+        (
+            "job / rank",
+            f"{run.get('job_id') or 'none'} / "
+            f"{'none' if run.get('rank') is None else run.get('rank')}",
+        ),
         ("tags", json.dumps(run.get("tags") or {})),
         ("started / ended", f"{fmt_time(run['started_at'])} / {fmt_time(run.get('ended_at'))}"),
         ("duration", fmt_duration(run.get("duration_s"))),
@@ -131,7 +144,7 @@ def print_run(
         ("CPU energy", _energy(run, "cpu")),
         ("RAM energy", _energy(run, "ram")),
         ("IT energy", fmt_energy(run.get("it_energy_kwh"))),
-        ("PUE", f"{run.get('pue')} ({run.get('pue_source')})"),
+        ("PUE", f"{fmt_num(run.get('pue'))} ({run.get('pue_source') or UNKNOWN})"),
         ("facility energy", fmt_energy(run.get("facility_energy_kwh"))),
         (
             "grid intensity",
@@ -142,20 +155,13 @@ def print_run(
         *_when_and_work(run),
         (
             "cost",
-            f"{fmt_usd(run.get('cost_usd'))} ({run.get('cost_method')} at {run.get('price')}, "
-            f"{run.get('price_source')})",
+            f"{fmt_usd(run.get('cost_usd'))} ({run.get('cost_method') or UNKNOWN} at "
+            f"{fmt_num(run.get('price'))}, {run.get('price_source') or UNKNOWN})",
         ),
-        (
-            "GPUs",
-            f"{run.get('gpu_count') or 0} x {run.get('gpu_model') or '-'}, "
-            f"{fmt_num(run.get('gpu_hours'))} GPU-h, "
-            f"mean {fmt_num(run.get('gpu_mean_power_w'))} W, "
-            f"max {fmt_num(run.get('gpu_max_power_w'))} W, "
-            f"util {fmt_num(run.get('gpu_util_pct'))}%",
-        ),
+        ("GPUs", _gpus(run)),
         (
             "CPU",
-            f"{run.get('cpu_model') or '-'} ({run.get('cpu_count')} threads), "
+            f"{run.get('cpu_model') or UNKNOWN} ({fmt_num(run.get('cpu_count'))} threads), "
             f"{fmt_num(run.get('cpu_seconds'))} CPU-s",
         ),
         ("timeline", f"{len(samples)} points"),
@@ -181,7 +187,24 @@ def _energy(run: dict, component: str) -> str:
     joules = run.get(f"{component}_energy_j")
     if joules is None:
         return "not measured"
-    return f"{joules:.4g} J = {joules / 3.6e6:.4g} kWh ({run.get(f'{component}_method')})"
+    return f"{fmt_energy(joules / 3.6e6)} ({run.get(f'{component}_method') or UNKNOWN})"
+
+
+def _gpus(run: dict) -> str:
+    if not run.get("gpu_model"):
+        return "none"
+    return (
+        f"{run.get('gpu_count') or 1} x {run['gpu_model']}, "
+        f"{fmt_num(run.get('gpu_hours'))} GPU-h, "
+        f"mean {fmt_num(run.get('gpu_mean_power_w'))} W, "
+        f"max {fmt_num(run.get('gpu_max_power_w'))} W, "
+        f"util {fmt_num(run.get('gpu_util_pct'))}%"
+    )
+
+
+def _status(run: dict) -> str:
+    code = run.get("exit_code")
+    return run["status"] + ("" if code is None else f" (exit code {code})")
 
 
 def print_mapping(data: Mapping[str, Any], as_json: bool = False) -> None:
@@ -249,8 +272,6 @@ def _print_gpus_and_container(report: dict) -> None:
 
 def print_status(rows: list[dict], as_json: bool = False) -> None:
     """`ecotrain status`: runs in progress, energy so far, mean power, progress, forecast."""
-    from ecotrain.units import fmt_duration
-
     if as_json:
         print_json(rows)
         return
@@ -270,14 +291,14 @@ def print_status(rows: list[dict], as_json: bool = False) -> None:
                 r.get("user"),
                 r.get("host"),
                 fmt_duration(duration),
-                fmt_num(r.get("facility_energy_kwh")),
+                fmt_energy(r.get("facility_energy_kwh")),
                 fmt_co2(r.get("co2_kg")),
                 fmt_num(watts),
                 f"{progress['fraction']:.0%}" if progress.get("fraction") is not None else "-",
                 fmt_duration(pred.get("remaining_s")) if pred else "-",
-                fmt_num(pred.get("facility_energy_kwh")) if pred else "-",
+                fmt_energy(pred.get("facility_energy_kwh")) if pred else "-",
                 fmt_co2(pred.get("co2_kg")) if pred else "-",
-                f"${pred['cost_usd']:.3g}" if pred.get("cost_usd") is not None else "-",
+                fmt_usd(pred.get("cost_usd")) if pred else "-",
             ]
         )
     table(
@@ -287,12 +308,12 @@ def print_status(rows: list[dict], as_json: bool = False) -> None:
             "user",
             "host",
             "elapsed",
-            "kWh",
+            "energy",
             "CO2e",
             "W",
             "done",
             "ETA",
-            "kWh at end",
+            "energy at end",
             "CO2e at end",
             "$ at end",
         ],
@@ -311,6 +332,8 @@ def print_checkpoints(rows: list[dict], as_json: bool = False) -> None:
     if not rows:
         console.print("no checkpoints yet: runs record the model files they read and write")
         return
+    kwh = column_unit([r["footprint"].energy_kwh for r in rows], "energy")
+    kg = column_unit([r["footprint"].co2_kg for r in rows], "co2")
     table(
         ["checkpoint", "name", "produced", "reused", "footprint energy", "CO2e", "source"],
         [
@@ -319,8 +342,8 @@ def print_checkpoints(rows: list[dict], as_json: bool = False) -> None:
                 r.get("name"),
                 r["times_produced"],
                 r["times_reused"],
-                fmt_energy(r["footprint"].energy_kwh),
-                fmt_co2(r["footprint"].co2_kg),
+                fmt_energy(r["footprint"].energy_kwh, kwh),
+                fmt_co2(r["footprint"].co2_kg, kg),
                 r["footprint"].source,
             )
             for r in rows
@@ -338,6 +361,8 @@ def print_savings(items: list, mode: str, as_json: bool = False) -> None:
     if not items:
         console.print("no reuse of checkpoints from outside these runs' projects yet")
         return
+    kwh = column_unit([a.energy_kwh for a in items], "energy")
+    kg = column_unit([a.co2_kg for a in items], "co2")
     table(
         [
             "checkpoint",
@@ -352,8 +377,8 @@ def print_savings(items: list, mode: str, as_json: bool = False) -> None:
                 a.name or a.checkpoint_id[:19],
                 a.footprint.source,
                 f"{a.reuses} run(s)",
-                fmt_energy(a.energy_kwh),
-                fmt_co2(a.co2_kg),
+                fmt_energy(a.energy_kwh, kwh),
+                fmt_co2(a.co2_kg, kg),
                 fmt_usd(a.cost_usd),
             )
             for a in items
@@ -397,9 +422,11 @@ def print_job(job: str, total: dict, rows: list[dict]) -> None:
     console.print(
         f"job {job}: {total['runs']} runs · {fmt_energy(total['energy_kwh'])} · "
         f"{fmt_co2(total['co2_kg'])} CO2e · {fmt_usd(total['cost_usd'])} · "
-        f"{total['gpu_hours']:.2f} GPU-h",
+        f"{fmt_num(total['gpu_hours'])} GPU-h",
         markup=False,
     )
+    kwh = column_unit([r.get("facility_energy_kwh") for r in rows], "energy")
+    kg = column_unit([r.get("co2_kg") for r in rows], "co2")
     table(
         ["rank", "node", "run", "status", "GPUs measured", "energy", "CO2e"],
         [
@@ -409,8 +436,8 @@ def print_job(job: str, total: dict, rows: list[dict]) -> None:
                 r["run_id"][:12],
                 r["status"],
                 r.get("gpu_count") or 0,
-                fmt_energy(r.get("facility_energy_kwh")),
-                fmt_co2(r.get("co2_kg")),
+                fmt_energy(r.get("facility_energy_kwh"), kwh),
+                fmt_co2(r.get("co2_kg"), kg),
             )
             for r in rows
         ],

@@ -38,6 +38,7 @@ from ecotrain.accounting import Site, reprice
 from ecotrain.grid import Intensity
 from ecotrain.store.queries import RunFilter
 from ecotrain.store.schema import checkpoints, run_checkpoints, runs
+from ecotrain.units import fmt_energy, fmt_number
 
 MODES = ("reproduce", "as-published", "none")
 
@@ -447,7 +448,8 @@ def avoided(footprint: Footprint, mode: str, site: Site | None, reuses: int = 0)
         acc.cost_usd,
         reuses,
         f"starting from {name} avoided training it again here: {basis} "
-        f"({it_kwh:.4g} kWh IT) at PUE {site.pue:g}, {site.intensity.g_per_kwh:.4g} g CO2e/kWh "
+        f"({fmt_energy(it_kwh)} IT) at PUE {site.pue:g}, {fmt_number(site.intensity.g_per_kwh)} "
+        "g CO2e/kWh "
         f"({site.intensity.region}) and the site's price",
     )
 

@@ -45,6 +45,34 @@ def screenshot(
     Returns whether the selector appeared before ``timeout`` (the screenshot is taken
     either way, so a failure can be looked at).
     """
+    return capture(url, png, profile, wait_for, port, size, timeout)["found"]
+
+
+# What the page says, as a reader sees it: the visible text, the text of the data grids
+# (drawn on a canvas; their accessible copy is in the DOM), and the metric values whose box
+# is narrower than their text (CSS cuts those with an ellipsis that innerText never shows).
+PAGE_TEXT_JS = """(() => {
+  const sel = '[data-testid="stMetricValue"], [data-testid="stMetricValue"] *';
+  const cut = [...document.querySelectorAll(sel)]
+    .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText);
+  const grids = [...document.querySelectorAll('table, [role="grid"]')].map(t => t.innerText);
+  return JSON.stringify({text: document.body.innerText, grids: grids, cut: cut});
+})()"""
+
+
+def capture(
+    url: str,
+    png: Path,
+    profile: Path,
+    wait_for: str,
+    port: int,
+    size: tuple[int, int] = (1400, 1000),
+    timeout: float = 90.0,
+    also: dict[str, Path] | None = None,
+) -> dict:
+    """Like :func:`screenshot`; returns {found, text, grids, cut} (see PAGE_TEXT_JS).
+
+    ``also``: {CSS selector: png}: scroll each element into view and screenshot it too."""
     proc = subprocess.Popen(
         [
             CHROMIUM,
@@ -59,7 +87,7 @@ def screenshot(
     )
     try:
         ws_url = _page_ws(port, timeout=30)
-        return asyncio.run(_capture(ws_url, url, png, wait_for, size, timeout))
+        return asyncio.run(_capture(ws_url, url, png, wait_for, size, timeout, also or {}))
     finally:
         proc.terminate()
         try:
@@ -84,17 +112,29 @@ def _page_ws(port: int, timeout: float) -> str:
 
 
 async def _capture(
-    ws_url: str, url: str, png: Path, wait_for: str, size: tuple[int, int], timeout: float
-) -> bool:
+    ws_url: str,
+    url: str,
+    png: Path,
+    wait_for: str,
+    size: tuple[int, int],
+    timeout: float,
+    also: dict[str, Path] | None = None,
+) -> dict:
     from websockets.asyncio.client import connect
 
     async with connect(ws_url, max_size=64 * 1024 * 1024) as conn:
-        return await _drive(conn, url, png, wait_for, size, timeout)
+        return await _drive(conn, url, png, wait_for, size, timeout, also or {})
 
 
 async def _drive(
-    conn, url: str, png: Path, wait_for: str, size: tuple[int, int], timeout: float
-) -> bool:
+    conn,
+    url: str,
+    png: Path,
+    wait_for: str,
+    size: tuple[int, int],
+    timeout: float,
+    also: dict[str, Path] | None = None,
+) -> dict:
     counter = 0
 
     async def call(method: str, **params) -> dict:
@@ -124,7 +164,26 @@ async def _drive(
             found = True
             break
         await asyncio.sleep(0.3)
-    await asyncio.sleep(2.5)  # let charts and tables finish their first paint
+    # Let charts and tables finish their first paint, and Streamlit finish its run.
+    await asyncio.sleep(2.5)
+    # Streamlit marks its app root while the script runs; wait until it has finished.
+    running = "!!document.querySelector('[data-test-script-state=\"running\"]')"
+    for _ in range(int(timeout * 2)):
+        busy = await call("Runtime.evaluate", expression=running)
+        if not busy.get("result", {}).get("value"):
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1.0)
     shot = await call("Page.captureScreenshot", format="png")
     png.write_bytes(base64.b64decode(shot["data"]))
-    return found
+    result = await call("Runtime.evaluate", expression=PAGE_TEXT_JS)
+    for selector, extra in (also or {}).items():
+        await call(
+            "Runtime.evaluate",
+            expression=f"document.querySelector({json.dumps(selector)})?.scrollIntoView()",
+        )
+        await asyncio.sleep(1.5)
+        shot = await call("Page.captureScreenshot", format="png")
+        extra.write_bytes(base64.b64decode(shot["data"]))
+    page = json.loads(result.get("result", {}).get("value") or "{}")
+    return {"found": found, **page}

@@ -13,6 +13,7 @@ import streamlit as st
 from dashboard_fixture import CKPT_A, CKPT_B, RUN_IDS, build
 from streamlit.testing.v1 import AppTest
 
+from ecotrain.dashboard import precompute
 from ecotrain.store import aggregates as agg
 from ecotrain.store.db import Store
 from ecotrain.store.queries import RunFilter
@@ -168,9 +169,11 @@ def test_readonly_engine_never_creates_or_writes(tmp_path: Path, fixture_db: Pat
 def fresh_caches():
     st.cache_data.clear()
     st.cache_resource.clear()
+    precompute.clear()
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
+    precompute.clear()
 
 
 def _app(db: Path, monkeypatch: pytest.MonkeyPatch, page: str | None = None, **params) -> AppTest:
@@ -191,6 +194,14 @@ def _df(at: AppTest, *columns: str):
         if set(columns) <= set(frame.value.columns):
             return frame.value
     raise AssertionError(f"no table with columns {columns}")
+
+
+def _table(at: AppTest, *labels: str):
+    """The first static table (st.table) that has all these column labels."""
+    for table in at.table:
+        if set(labels) <= set(table.value.columns):
+            return table.value
+    raise AssertionError(f"no table with columns {labels}")
 
 
 def _metrics(at: AppTest) -> dict[str, tuple[str, str]]:
@@ -227,7 +238,7 @@ def test_shared_filters_change_totals_and_reach_the_url(fixture_db: Path, monkey
 def test_a_linked_view_restores_its_filters(fixture_db: Path, monkeypatch) -> None:
     at = _app(fixture_db, monkeypatch, period="all", project="beta")
     m = _metrics(at)
-    assert m["Energy (facility)"][0] == "105.0 kWh"
+    assert m["Energy (facility)"][0] == "105 kWh"
     assert m["CO2e"][0] == "51.0 kg"
 
 
@@ -259,9 +270,9 @@ def test_run_detail_shows_the_linked_run(fixture_db: Path, monkeypatch) -> None:
     at.switch_page("views/run_detail.py").run()
     assert not at.exception
     m = _metrics(at)
-    assert m["Energy (facility)"][0] == "20.000 kWh"
+    assert m["Energy (facility)"][0] == "20.0 kWh"
     assert m["CO2e"][0] == "8.00 kg"
-    assert m["GPUs"][0] == "2 × NVIDIA H100"
+    assert m["GPUs"][0] == "2× H100"
     split = _df(at, "component")
     assert list(split["method"]) == ["measured", "modelled", "modelled"]
     # 20 kWh facility / PUE 1.5 x 75 % GPU = 10 kWh.
@@ -297,8 +308,8 @@ def test_breakdowns_page(fixture_db: Path, monkeypatch) -> None:
 
 def test_method_page_shows_inputs_in_use(fixture_db: Path, monkeypatch) -> None:
     at = _app(fixture_db, monkeypatch, "views/method.py")
-    pue = _df(at, "pue_source")
-    assert list(pue["pue"]) == [1.5] and list(pue["runs"]) == [3]
+    pue = _table(at, "PUE", "Source", "Runs")
+    assert list(pue["PUE"]) == [1.5] and list(pue["Runs"]) == [3]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -365,3 +376,127 @@ def test_an_old_store_opens_on_all_time_not_an_empty_month(tmp_path: Path, monke
     # a linked period still wins
     st.cache_data.clear()
     assert _app(db, monkeypatch, period="30d").session_state["f_period"] == "30d"
+
+
+# -- issue 14/16: text, not Markdown; readable figures ------------------------------------------
+
+
+def test_trim_final_zero_sample() -> None:
+    pts = [
+        {"t_s": 0.0, "gpu_w": 0.0, "cpu_w": 3.0, "ram_w": 0.1},
+        {"t_s": 1.0, "gpu_w": 0.0, "cpu_w": 4.0, "ram_w": 0.1},
+        {"t_s": 1.2, "gpu_w": 0.0, "cpu_w": 0.0, "ram_w": 0.0},
+    ]
+    assert agg.trim_final_zero(pts) == (pts[:2], 1)
+    zeros = [{"t_s": 0.0, "gpu_w": 0.0, "cpu_w": 0.0, "ram_w": 0.0}]
+    assert agg.trim_final_zero(zeros) == (zeros, 0)
+
+
+def test_run_notes_render_as_text_not_markdown(fixture_db: Path, monkeypatch) -> None:
+    from tests.test_reports import _run
+
+    pixel = "![px](http://127.0.0.1:9/track.png)"
+    rec = _run("f" * 32, "inject", 1, gpu_j=3.6e6, cpu_j=0.0, notes=[f"command was {pixel}"])
+    rec["run"]["started_at"] = utcnow()
+    rec["samples"] = [[0.0, 300.0, 10.0, 1.0], [5.0, 0.0, 0.0, 0.0]]  # t_s, gpu, cpu, ram W
+    Store(str(fixture_db)).write_record(rec)
+    at = _app(fixture_db, monkeypatch, run="f" * 32)
+    at.switch_page("views/run_detail.py").run()
+    assert not at.exception
+    assert any(pixel in t.value for t in at.text)
+    assert not any("](http" in m.value for m in at.markdown)
+    assert any("read 0 W" in cap.value for cap in at.caption)  # the final tick is not drawn
+
+
+def test_method_page_shows_effective_defaults(fixture_db: Path, monkeypatch) -> None:
+    at = _app(fixture_db, monkeypatch, "views/method.py")
+    defaults = _table(at, "Input", "Set by")
+    values = dict(zip(defaults["Input"], defaults["Value"], strict=True))
+    assert values["PUE"] == "1.56"
+    assert values["Region"] not in ("", "None", "unknown")
+    for frame in [*at.dataframe, *at.table]:
+        assert "None" not in frame.value.astype(str).to_string()
+    page = " ".join(m.value for m in at.markdown)
+    assert ":func:" not in page and "run path" not in page
+
+
+def test_checkpoints_page_avoided_largest_first(fixture_db: Path, monkeypatch) -> None:
+    at = _app(fixture_db, monkeypatch, "views/checkpoints.py", period="all")
+    labels = [m.label for m in at.metric]
+    assert "Avoided ÷ emitted CO2e" in labels
+    try:
+        avoided = _df(at, "reuses", "co2_kg")
+    except AssertionError:
+        return  # nothing reused from outside the scope in this fixture
+    co2 = [v or 0.0 for v in avoided["co2_kg"]]
+    assert co2 == sorted(co2, reverse=True)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_table_shows_none_or_nan(fixture_db: Path, monkeypatch, page: str) -> None:
+    """Every table cell a reader sees is a value or "unknown": the grid draws a missing cell
+    as "None", so no displayed column may hold one (issue 14)."""
+    from tests.test_reports import _run
+
+    rec = _run("e" * 32, "gaps", 1, gpu_j=0.0, cpu_j=36.0, gpu_model=None, gpu_count=None,
+               gpu_hours=None, exit_code=None, cost_usd=None, region=None, tags={})  # fmt: skip
+    rec["run"]["started_at"] = utcnow()
+    rec["checkpoints"] = [{"checkpoint_id": "sha256:" + "9" * 64, "name": None}]
+    rec["links"] = [{"checkpoint_id": "sha256:" + "9" * 64, "role": "consumed", "path": None}]
+    Store(str(fixture_db)).write_record(rec)
+    at = _app(fixture_db, monkeypatch, page, period="all", run="e" * 32)
+    assert at.dataframe or at.table, "every page shows a table"
+    for frame in [*at.dataframe, *at.table]:
+        value = frame.value
+        assert not value.isna().any().any(), value[value.isna().any(axis=1)]
+        assert "None" not in value.astype(str).to_string()
+
+
+def test_names_and_links_render_as_text(fixture_db: Path, monkeypatch) -> None:
+    """A project or checkpoint name, or a run id in a link, cannot inject Markdown."""
+    from tests.test_reports import _run
+
+    pixel = "![px](http://127.0.0.1:9/track.png)"
+    rec = _run("a1" * 16, f"p {pixel}", 1, gpu_j=3.6e6, cpu_j=0.0)
+    rec["run"]["started_at"] = utcnow()
+    rec["checkpoints"] = [{"checkpoint_id": "sha256:" + "7" * 64, "name": pixel}]
+    rec["links"] = [{"checkpoint_id": "sha256:" + "7" * 64, "role": "consumed", "path": "/m"}]
+    Store(str(fixture_db)).write_record(rec)
+    for page, params in (
+        ("views/run_detail.py", {"run": "a1" * 16}),
+        ("views/run_detail.py", {"run": pixel}),
+        ("views/checkpoints.py", {"ckpt": "sha256:" + "7" * 64, "period": "all"}),
+    ):
+        at = _app(fixture_db, monkeypatch, page, **params)
+        rendered = [e.value for e in [*at.markdown, *at.subheader, *at.caption, *at.warning]]
+        assert not [t for t in rendered if "](http" in t and "\\](http" not in t], rendered
+
+
+def test_precomputed_summary_served_then_refreshed_when_data_changes(fixture_db: Path) -> None:
+    import time
+
+    calls: list[int] = []
+
+    def compute(n: int):
+        def run() -> int:
+            calls.append(n)
+            return n
+
+        return run
+
+    key = ("test", "summary")
+    assert precompute.summary(key, ("a",), compute(1))[0] == 1  # absent: computed here
+    assert precompute.summary(key, ("a",), compute(2))[0] == 1  # same data: stored value
+    assert calls == [1]
+    assert precompute.summary(key, ("b",), compute(3))[0] == 1  # changed: old value at once
+    deadline = time.monotonic() + 5
+    while precompute.summary(key, ("b",), compute(4))[0] != 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert precompute.summary(key, ("b",), compute(5))[0] == 3 and calls == [1, 3]
+    # The stamp moves with the data: a new run changes it.
+    engine = agg.readonly_engine(str(fixture_db))
+    before = precompute.data_stamp(engine, "u1")
+    from tests.test_reports import _run
+
+    Store(str(fixture_db)).write_record(_run("9" * 32, "new", 1, gpu_j=1.0, cpu_j=0.0))
+    assert precompute.data_stamp(engine, "u2") != before

@@ -330,7 +330,7 @@ EXAMPLE_DB = SAMPLES / "example.db"
 
 
 @pytest.mark.skipif(not EXAMPLE_DB.exists(), reason="sample_runs/example.db not generated yet")
-def test_example_db_is_small_current_and_holds_the_five_demo_runs() -> None:
+def test_example_db_is_small_current_and_tells_the_story() -> None:
     import sqlite3
 
     from ecotrain.store.schema import SCHEMA_VERSION, meta
@@ -350,8 +350,19 @@ def test_example_db_is_small_current_and_holds_the_five_demo_runs() -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     finally:
         conn.close()
-    assert sorted(r[0] for r in rows) == ["demo"] * 4 + ["foundation"]
+    assert sorted(r[0] for r in rows) == ["demo"] * 4
     assert all(r[1:3] == ("finished", "FRA") and r[3] > 0 and r[4] > 0 for r in rows)
+    # The base the fine-tunes reuse carries a published footprint, labelled as a stand-in,
+    # so what reuse saved reads in kWh, kg and dollars (issue 14).
+    from ecotrain.savings import avoided_for_runs
+    from ecotrain.store.aggregates import readonly_engine
+    from ecotrain.store.queries import RunFilter
+
+    (base,) = avoided_for_runs(readonly_engine(str(EXAMPLE_DB)), RunFilter(project="demo"))
+    assert base.footprint.source == "registered" and "stand-in for BERT-base" in (
+        base.footprint.citation
+    )
+    assert base.reuses == 3 and base.energy_kwh > 1000 and base.co2_kg > 50 and base.cost_usd > 50
 
 
 @pytest.mark.slow
@@ -369,12 +380,16 @@ def test_make_example_db_writes_a_compact_copy(tmp_path: Path) -> None:
         env={**os.environ, "PATH": f"{Path(ECOTRAIN).parent}:{os.environ['PATH']}"},
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert f"wrote {out}" in proc.stdout and "5 runs" in proc.stdout
+    assert f"wrote {out}" in proc.stdout and "4 runs" in proc.stdout
     assert not Path(f"{out}-wal").exists()
     with sqlite3.connect(out) as conn:
         assert conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'finished'").fetchone() == (
-            5,
+            4,
         )
+        (source,) = conn.execute(
+            "SELECT footprint_source FROM checkpoints WHERE name LIKE 'base%'"
+        ).fetchone()
+        assert source == "registered"
         assert conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0] > 0
     # The user's own store (the isolated fixture's) was not touched.
     assert not Path(os.environ["ECOTRAIN_DB"]).exists()

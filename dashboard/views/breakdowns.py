@@ -28,36 +28,39 @@ rows = c.load_breakdown(url, key, by)
 if not rows:
     st.info("No runs in this period.")
     st.stop()
-frame = pd.DataFrame(rows)[
-    [
-        by,
-        "runs",
-        "energy_kwh",
-        "co2_kg",
-        "cost_usd",
-        "gpu_hours",
-        "cost_per_gpu_hour",
-        "co2_per_kwh_g",
-    ]
-]
-st.bar_chart(
-    frame.head(20).set_index(by)[["co2_kg"]], height=280, y_label="kg CO2e", horizontal=True
+frame = pd.DataFrame(rows)
+MEASURES = {"co2_kg": ("CO2e", "co2"), "energy_kwh": ("Energy", "energy"),
+            "cost_usd": ("Cost", "usd"), "gpu_hours": ("GPU-hours", "number")}  # fmt: skip
+measure = (
+    st.segmented_control(
+        "Bars show",
+        list(MEASURES),
+        default="co2_kg",
+        format_func=lambda m: MEASURES[m][0],
+        key="bd_measure",
+    )  # fmt: skip
+    or "co2_kg"
 )
-st.dataframe(
+shown = frame.sort_values(measure, ascending=False).head(30)
+c.bar_chart(shown, by, measure, *MEASURES[measure])
+if len(frame) > len(shown):
+    st.caption(f"The {len(shown)} largest of {len(frame):,}; the table lists all.")
+c.show_table(
     frame,
-    hide_index=True,
-    key="bd_table",
-    column_config={
-        by: DIMENSIONS[by],
-        "energy_kwh": st.column_config.NumberColumn("kWh (facility)", format="%.1f"),
-        "co2_kg": st.column_config.NumberColumn("CO2e kg", format="%.1f"),
-        "cost_usd": st.column_config.NumberColumn("cost", format="$%.2f"),
-        "gpu_hours": st.column_config.NumberColumn("GPU-h", format="%.1f"),
-        "cost_per_gpu_hour": st.column_config.NumberColumn("$ per GPU-h", format="$%.3f"),
-        "co2_per_kwh_g": st.column_config.NumberColumn("g CO2e per kWh", format="%.0f"),
+    {
+        by: (DIMENSIONS[by], "text"),
+        "runs": ("Runs", "int"),
+        "energy_kwh": ("Energy (facility)", "energy"),
+        "co2_kg": ("CO2e", "co2"),
+        "cost_usd": ("Cost", "usd"),
+        "gpu_hours": ("GPU-h", "number"),
+        "cost_per_gpu_hour": ("$ per GPU-h", "usd"),
+        "co2_per_kwh_g": ("g CO2e per kWh", "number"),
     },
+    key="bd_table",
 )
 st.caption(
     "$ per GPU-hour = total cost / GPU-hours of the group; g CO2e per kWh = CO2e / facility "
-    "energy (the group's effective grid intensity). Sorted by CO2e."
+    "energy (the group's effective grid intensity). The table is sorted by CO2e; click a "
+    "column header to sort by it."
 )

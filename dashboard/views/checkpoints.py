@@ -34,15 +34,27 @@ if savings is None:
     )
 else:
     avoided = c.load_avoided(url, key, mode)
+    # Largest first: "what did reuse save" is answered by the top rows.
+    avoided.sort(key=lambda a: (-(a["co2_kg"] or 0.0), -(a["energy_kwh"] or 0.0)))
     total = c.avoided_totals(avoided)
+    emitted = c.load_totals(url, key)
     cols = st.columns(4)
-    cols[0].metric("Checkpoints reused", f"{len(avoided):,}")
-    cols[1].metric("Avoided energy", c.fmt(total["energy_kwh"], "kWh"))
-    cols[2].metric("Avoided CO2e", c.fmt_co2(total["co2_kg"]))
-    cols[3].metric("Avoided cost", c.fmt_usd(total["cost_usd"]))
+    cols[0].metric("Avoided CO2e", c.fmt_co2(total["co2_kg"]))
+    cols[1].metric("Avoided energy", c.fmt_energy(total["energy_kwh"]))
+    cols[2].metric("Avoided cost", c.fmt_usd(total["cost_usd"]))
+    cols[3].metric(
+        "Avoided ÷ emitted CO2e",
+        c.ratio_text(total["co2_kg"], emitted["co2_kg"]),
+        help="What retraining the reused checkpoints would have emitted, divided by what the "
+        "runs in view emitted.",
+    )
     st.caption(
-        "Reported separately, never subtracted from emissions. A checkpoint's retraining is "
-        "avoided once in the scope viewed, however many runs reused it."
+        f"{len(avoided):,} reused checkpoint{'s' if len(avoided) != 1 else ''}. Reusing "
+        "them spared "
+        f"{c.fmt_co2(total['co2_kg'])} CO2e against {c.fmt_co2(emitted['co2_kg'])} the runs in "
+        "view emitted themselves. Reported separately, never subtracted from emissions; a "
+        "checkpoint's retraining is avoided once in the scope viewed, however many runs "
+        "reused it."
     )
     if avoided:
         frame = pd.DataFrame(
@@ -51,26 +63,29 @@ else:
                     "open": f"./checkpoints?ckpt={a['checkpoint_id']}",
                     "checkpoint": a["name"] or agg.short_id(a["checkpoint_id"]),
                     "source": (a.get("footprint") or {}).get("source"),
-                    "reused by (runs)": a["reuses"],
-                    "avoided kWh": a["energy_kwh"],
-                    "avoided CO2e kg": a["co2_kg"],
-                    "avoided $": a["cost_usd"],
+                    "reuses": a["reuses"],
+                    "co2_kg": a["co2_kg"],
+                    "energy_kwh": a["energy_kwh"],
+                    "cost_usd": a["cost_usd"],
                     "assumption": a["assumption"],
                 }
                 for a in avoided
             ]
         )
-        st.dataframe(
+        c.show_table(
             frame,
-            hide_index=True,
-            key="ck_avoided",
-            column_config={
-                "open": st.column_config.LinkColumn("", display_text="open"),
-                # %g, not a fixed precision: a small run's avoided 5e-06 kWh is not "0.0".
-                "avoided kWh": st.column_config.NumberColumn(format="%.3g"),
-                "avoided CO2e kg": st.column_config.NumberColumn(format="%.3g"),
-                "avoided $": st.column_config.NumberColumn(format="$%.3g"),
+            {
+                "open": ("", "link"),
+                "checkpoint": ("Checkpoint", "text"),
+                "co2_kg": ("Avoided CO2e", "co2"),
+                "energy_kwh": ("Avoided energy", "energy"),
+                "cost_usd": ("Avoided cost", "usd"),
+                "reuses": ("Reused by (runs)", "int"),
+                "source": ("Footprint from", "text"),
+                "assumption": ("Assumption", "text"),
             },
+            key="ck_avoided",
+            height=min(400, 38 + 35 * len(frame)),
         )
 
 # -- the checkpoints table --------------------------------------------------------------------
@@ -92,17 +107,24 @@ if rows:
     frame = pd.DataFrame(rows)
     frame.insert(0, "open", "./checkpoints?ckpt=" + frame["checkpoint_id"])
     frame["checkpoint_id"] = frame["checkpoint_id"].map(agg.short_id)
-    st.dataframe(
+    # No stated footprint is not an unknown one: recorded runs may have produced it.
+    frame["footprint_source"] = frame["footprint_source"].fillna("none stated")
+    c.show_table(
         frame,
-        hide_index=True,
-        key="ck_table",
-        column_config={
-            "open": st.column_config.LinkColumn("", display_text="open"),
-            "fp_gpu_hours": st.column_config.NumberColumn("stated GPU-h", format="%.1f"),
-            "fp_energy_kwh": st.column_config.NumberColumn("stated kWh", format="%.1f"),
-            "fp_co2_kg": st.column_config.NumberColumn("stated CO2e kg", format="%.1f"),
-            "fp_cost_usd": st.column_config.NumberColumn("stated $", format="$%.2f"),
+        {
+            "open": ("", "link"),
+            "name": ("Name", "text"),
+            "times_reused": ("Reused by (runs)", "int"),
+            "produced_by": ("Produced by (runs)", "int"),
+            "footprint_source": ("Stated footprint from", "text"),
+            "fp_co2_kg": ("Stated CO2e", "co2"),
+            "fp_energy_kwh": ("Stated energy", "energy"),
+            "fp_gpu_hours": ("Stated GPU-h", "number"),
+            "fp_cost_usd": ("Stated cost", "usd"),
+            "hf_repo": ("Hugging Face repo", "text"),
+            "checkpoint_id": ("Id", "text"),
         },
+        key="ck_table",
     )
 else:
     st.caption("No checkpoints recorded yet.")
@@ -118,8 +140,8 @@ elif "ckpt" in st.query_params:
 
 if focus:
     names = c.load_names(url, (focus,))
-    st.subheader(names.get(focus, focus))
-    st.caption(focus)
+    st.subheader(c.md_text(names.get(focus, focus)))  # stored names are text, not Markdown
+    st.caption(c.md_text(focus))
     fp = c.load_footprint(url, focus)
     if savings is None:
         st.caption("Footprint: the savings module is not installed.")
@@ -127,44 +149,57 @@ if focus:
         st.caption("Footprint unknown (not recorded, no model card, not in the catalogue).")
     else:
         cols = st.columns(4)
-        cols[0].metric("Footprint energy", c.fmt(fp["energy_kwh"], "kWh"))
+        cols[0].metric("Footprint energy", c.fmt_energy(fp["energy_kwh"]))
         cols[1].metric("Footprint CO2e", c.fmt_co2(fp["co2_kg"]))
         cols[2].metric("Footprint cost", c.fmt_usd(fp["cost_usd"]))
         cols[3].metric("GPU-hours", c.fmt(fp["gpu_hours"], "h"))
-        st.caption(
+        # st.text: source and citation are stored data, shown as text (never Markdown).
+        st.text(
             f"Source: {fp['source']}"
             + (f" — {fp['citation']}" if fp.get("citation") else "")
-            + f" · PUE {c.fmt(fp['pue'], '', 2)}"
-            + f" · intensity {c.fmt(fp['intensity_g_per_kwh'], 'g/kWh', 0)}"
+            + f" · PUE {c.fmt(fp['pue'])}"
+            + f" · intensity {c.fmt(fp['intensity_g_per_kwh'], 'g/kWh')}"
         )
     linked = c.load_checkpoint_runs(url, focus)
     if linked:
         frame = pd.DataFrame(linked)
         frame.insert(0, "open", "./run?run=" + frame["run_id"])
         frame["run_id"] = frame["run_id"].str[:12]
-        st.dataframe(
+        c.show_table(
             frame,
-            hide_index=True,
+            {
+                "open": ("", "link"),
+                "role": ("Role", "text"),
+                "project": ("Project", "text"),
+                "user": ("User", "text"),
+                "started_at": ("Started (UTC)", "datetime"),
+                "facility_energy_kwh": ("Energy", "energy"),
+                "co2_kg": ("CO2e", "co2"),
+                "run_id": ("Run", "text"),
+            },
             key="ck_runs",
-            column_config={"open": st.column_config.LinkColumn("", display_text="open")},
         )
 
 st.subheader("Lineage")
 edges = c.load_lineage(url)
-shown = agg.neighbourhood(edges, focus or None)
+top_k = st.select_slider(
+    "Checkpoints drawn", options=[5, 10, 20, 40], value=10, key="ck_topk",
+    help="The graph keeps the most-travelled edges (most runs) up to this many checkpoints, "
+    "so a lab-scale lineage stays readable; pick a checkpoint above to centre it.",
+)  # fmt: skip
+shown = agg.neighbourhood(edges, focus or None, max_nodes=top_k, max_edges=2 * top_k)
 if shown or focus:
     ids = sorted(
         {n for e in shown for n in (e["parent"], e["child"])} | ({focus} if focus else set())
     )
+    all_nodes = {n for e in edges for n in (e["parent"], e["child"])}
     names = c.load_names(url, tuple(ids))
     st.graphviz_chart(agg.lineage_dot(shown, names, focus or None, [focus] if focus else None))
     st.caption(
-        "An arrow: runs consumed the left checkpoint and produced the right one."
-        + (
-            ""
-            if focus
-            else " Showing the most-travelled part of the graph; pick a checkpoint to centre it."
-        )
+        "An arrow goes from a checkpoint runs read to the one they wrote (labelled with how "
+        "many runs). "
+        f"Showing {len(ids):,} of {len(all_nodes):,} checkpoints in the lineage"
+        + (" around the one picked." if focus else ", the most-travelled part of the graph.")
     )
 else:
     st.caption("No lineage yet: no run both consumed and produced a checkpoint.")

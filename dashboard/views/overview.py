@@ -29,7 +29,7 @@ cols = st.columns(4)
 # More energy, carbon or money than before is shown red ("inverse").
 cols[0].metric(
     "Energy (facility)",
-    c.fmt(now["energy_kwh"], "kWh"),
+    c.fmt_energy(now["energy_kwh"]),
     c.delta(now["energy_kwh"], _b("energy_kwh")),
     delta_color="inverse",
     help="IT energy (GPU + CPU + RAM) x PUE",
@@ -60,6 +60,7 @@ if savings is None:
     st.info("Avoided CO2e and cost: the savings module (ecotrain.savings) is not installed.")
 else:
     avoided = c.avoided_totals(c.load_avoided(url, c.filter_key(flt), "reproduce"))
+    ratio = c.ratio_text(avoided["co2_kg"], now["co2_kg"])
     avoided_before = (
         c.avoided_totals(c.load_avoided(url, c.filter_key(prev), "reproduce")) if prev else None
     )
@@ -76,45 +77,46 @@ else:
         c.fmt_usd(avoided["cost_usd"]),
         c.delta(avoided["cost_usd"], avoided_before["cost_usd"] if avoided_before else None),
     )
-    cols[2].metric("Avoided energy (reuse)", c.fmt(avoided["energy_kwh"], "kWh"))
+    cols[2].metric("Avoided energy (reuse)", c.fmt_energy(avoided["energy_kwh"]))
+    cols[3].metric(
+        "Avoided ÷ emitted CO2e",
+        ratio,
+        help="Avoided CO2e (retraining the reused checkpoints) divided by the CO2e these runs "
+        "emitted: 3× means reuse spared three times what the runs themselves cost.",
+    )
 
 st.subheader("Weekly trend")
 trend = c.load_trend(url, c.filter_key(flt))
-measure = st.segmented_control(
-    "Measure",
-    ["co2_kg", "energy_kwh", "cost_usd", "gpu_hours"],
-    default="co2_kg",
-    format_func={
-        "co2_kg": "CO2e (kg)",
-        "energy_kwh": "Energy (kWh)",
-        "cost_usd": "Cost ($)",
-        "gpu_hours": "GPU-hours",
-    }.__getitem__,
-    key="overview_measure",
-    label_visibility="collapsed",
+MEASURES = {"co2_kg": ("CO2e", "co2"), "energy_kwh": ("Energy", "energy"),
+            "cost_usd": ("Cost", "usd"), "gpu_hours": ("GPU-hours", "number")}  # fmt: skip
+measure = (
+    st.segmented_control(
+        "Measure",
+        list(MEASURES),
+        default="co2_kg",
+        format_func=lambda m: MEASURES[m][0],
+        key="overview_measure",
+        label_visibility="collapsed",
+    )
+    or "co2_kg"
 )
 if trend:
-    frame = pd.DataFrame(trend).set_index("week")
-    st.bar_chart(frame[[measure or "co2_kg"]], height=260)
+    c.bar_chart(pd.DataFrame(trend), "week", measure, *MEASURES[measure], horizontal=False)
 else:
     st.caption("No runs in this period.")
 
+TOP = {
+    "runs": ("Runs", "int"),
+    "energy_kwh": ("Energy", "energy"),
+    "co2_kg": ("CO2e", "co2"),
+    "cost_usd": ("Cost", "usd"),
+}  # GPU-hours: on Breakdowns (half a page width holds these five columns whole)
 left, right = st.columns(2)
 for col, by, title in ((left, "project", "Top projects"), (right, "user", "Top users")):
     rows = c.load_breakdown(url, c.filter_key(flt), by, 10)
     with col:
         st.subheader(title)
         if rows:
-            st.dataframe(
-                pd.DataFrame(rows)[[by, "runs", "energy_kwh", "co2_kg", "cost_usd", "gpu_hours"]],
-                hide_index=True,
-                column_config={
-                    "energy_kwh": st.column_config.NumberColumn("kWh", format="%.1f"),
-                    "co2_kg": st.column_config.NumberColumn("CO2e kg", format="%.1f"),
-                    "cost_usd": st.column_config.NumberColumn("Cost", format="$%.2f"),
-                    "gpu_hours": st.column_config.NumberColumn("GPU-h", format="%.1f"),
-                },
-                key=f"top_{by}",
-            )
+            c.show_table(rows, {by: (by.capitalize(), "text"), **TOP}, key=f"top_{by}")
         else:
             st.caption("No runs in this period.")

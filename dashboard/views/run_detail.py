@@ -29,30 +29,42 @@ st.query_params["run"] = run_id
 try:
     detail = c.load_run_detail(url, run_id)
 except RunNotFound as e:
-    st.warning(str(e))
+    st.warning(c.md_text(str(e)))  # it quotes the id from the link
     st.stop()
 run = detail["run"]
 
-st.subheader(f"{run['project']} · {run['run_id'][:12]}")
+st.subheader(c.md_text(f"{run['project']} · {run['run_id'][:12]}"))
 cols = st.columns(4)
-cols[0].metric("Status", run["status"] or "—")
-cols[1].metric("Duration", c.fmt((run["duration_s"] or 0) / 3600, "h", 2))
-cols[2].metric("Energy (facility)", c.fmt(run["facility_energy_kwh"], "kWh", 3))
+cols[0].metric("Status", run["status"] or c.UNKNOWN)
+cols[1].metric("Duration", c.fmt_duration(run["duration_s"]))
+cols[2].metric("Energy (facility)", c.fmt_energy(run["facility_energy_kwh"]))
 cols[3].metric("CO2e", c.fmt_co2(run["co2_kg"]))
 cols = st.columns(4)
 cols[0].metric("Cost", c.fmt_usd(run["cost_usd"]))
-cols[1].metric("GPU-hours", c.fmt(run["gpu_hours"], "h", 2))
-cols[2].metric("GPUs", f"{run['gpu_count'] or 0} × {run['gpu_model'] or '—'}")
-cols[3].metric("Exit code", "—" if run["exit_code"] is None else str(run["exit_code"]))
+cols[1].metric("GPU-hours", c.fmt(run["gpu_hours"], "h") if run["gpu_model"] else "none (no GPU)")
+cols[2].metric(
+    "GPUs",
+    f"{run['gpu_count'] or 1}× {agg.short_gpu(run['gpu_model'])}" if run["gpu_model"] else "none",
+)
+cols[3].metric(
+    "Exit code",
+    "none yet" if run["exit_code"] is None else str(run["exit_code"]),
+    help="The training command's exit code (128+N: ended by signal N).",
+)
 
 command = run["command"]
-st.code(" ".join(map(str, command)) if isinstance(command, list) else str(command or ""), "bash")
+# st.code renders text, never Markdown: a command cannot inject links or images.
+st.code(
+    " ".join(map(str, command)) if isinstance(command, list) else str(command or ""),
+    "bash",
+    wrap_lines=True,
+)
 meta = {
     "run id": run["run_id"],
     "user": run["user"],
     "host": run["host"],
-    "started (UTC)": str(run["started_at"]),
-    "ended (UTC)": str(run["ended_at"] or "—"),
+    "started (UTC)": str(run["started_at"])[:19],
+    "ended (UTC)": str(run["ended_at"] or "not yet")[:19],
     "job / rank": f"{run['job_id'] or '—'} / {'—' if run['rank'] is None else run['rank']}",
     "git": f"{run['git_commit'] or '—'}{' (dirty)' if run['git_dirty'] else ''}",
     "cwd": run["cwd"],
@@ -64,10 +76,11 @@ meta = {
 left, right = st.columns(2)
 with left:
     st.markdown("**Metadata**")
-    st.dataframe(
+    c.show_table(
         pd.DataFrame({"field": list(meta), "value": [str(v or "—") for v in meta.values()]}),
-        hide_index=True,
+        {"field": ("Field", "text"), "value": ("Value", "text")},
         key="detail_meta",
+        static=True,
     )
 
 with right:
@@ -77,44 +90,58 @@ with right:
             {
                 "component": name.upper(),
                 "kWh": (run[f"{name}_energy_j"] or 0) / 3.6e6,
-                "method": run[f"{name}_method"] or "none",
+                "method": run[f"{name}_method"] or "not measured",
             }
             for name in ("gpu", "cpu", "ram")
         ]
     )
-    st.dataframe(
+    c.show_table(
         split,
-        hide_index=True,
+        {
+            "component": ("Component", "text"),
+            "kWh": ("IT energy", "energy"),
+            "method": ("How it was obtained", "text"),
+        },
         key="detail_split",
-        column_config={"kWh": st.column_config.NumberColumn(format="%.4f")},
     )
     st.markdown("**Accounting inputs used**")
     acct = pd.DataFrame(
         [
-            {"input": "PUE", "value": c.fmt(run["pue"], "", 2), "source": run["pue_source"]},
+            {"input": "PUE", "value": c.fmt(run["pue"]), "source": run["pue_source"]},
             {
                 "input": "grid intensity",
-                "value": c.fmt(run["intensity_g_per_kwh"], "g/kWh", 0)
-                + f" ({run['region'] or '?'})",
+                "value": c.fmt(run["intensity_g_per_kwh"], "g/kWh")
+                + f" ({run['region'] or c.UNKNOWN})",
                 "source": run["intensity_source"],
             },
             {
-                "input": f"price ({run['cost_method'] or '—'})",
+                "input": f"price ({run['cost_method'] or c.UNKNOWN})",
                 "value": c.fmt(
-                    run["price"], "$/GPU-h" if run["cost_method"] == "gpu_hour" else "$/kWh", 3
+                    run["price"], "$/GPU-h" if run["cost_method"] == "gpu_hour" else "$/kWh"
                 ),
                 "source": run["price_source"],
             },
         ]
     )
-    st.dataframe(acct, hide_index=True, key="detail_acct")
+    c.show_table(
+        acct,
+        {"input": ("Input", "text"), "value": ("Value", "text"), "source": ("Source", "text")},
+        key="detail_acct",
+        static=True,
+    )
 
 st.markdown("**Power timeline**")
 samples = detail["samples"]
 if samples:
     timeline = pd.DataFrame(samples).set_index("t_s")
     timeline.columns = ["GPU W", "CPU W", "RAM W"]
+    timeline = timeline.loc[:, (timeline != 0).any()]  # a component never sampled: no line
     st.line_chart(timeline, height=260, x_label="seconds since start", y_label="W")
+    if detail.get("trimmed"):
+        st.caption(
+            "The sampler's last tick, after the command's processes had exited, read 0 W; "
+            "it carries no energy and is not drawn."
+        )
 else:
     st.caption("No power samples recorded for this run.")
 
@@ -123,29 +150,29 @@ links = detail["checkpoints"]
 if links:
     frame = pd.DataFrame(links)
     frame.insert(0, "open", "./checkpoints?ckpt=" + frame["checkpoint_id"])
+    frame["footprint_source"] = frame["footprint_source"].fillna("none stated")
     frame["checkpoint"] = [
         n or agg.short_id(i) for n, i in zip(frame["name"], frame["checkpoint_id"], strict=True)
     ]
-    st.dataframe(
-        frame[
-            [
-                "open",
-                "role",
-                "checkpoint",
-                "footprint_source",
-                "times_reused",
-                "path",
-                "detected_by",
-            ]
-        ],
-        hide_index=True,
+    c.show_table(
+        frame,
+        {
+            "open": ("", "link"),
+            "role": ("Role", "text"),
+            "checkpoint": ("Checkpoint", "text"),
+            "footprint_source": ("Footprint from", "text"),
+            "times_reused": ("Reused by (runs)", "int"),
+            "path": ("Path", "text"),
+            "detected_by": ("Detected by", "text"),
+        },
         key="detail_ckpts",
-        column_config={"open": st.column_config.LinkColumn("", display_text="open")},
     )
 else:
     st.caption("This run consumed and produced no known checkpoint.")
 
 if run["notes"]:
     with st.expander("Notes"):
+        # st.text, not st.markdown: a note comes from the run (its command, its files) and
+        # must never render as a link or an image a viewer's browser would fetch.
         for note in run["notes"]:
-            st.markdown(f"- {note}")
+            st.text(f"• {note}")

@@ -24,7 +24,11 @@ cols = st.columns([2, 2, 2, 3])
 date_from = cols[0].date_input("From", value=None, key="runs_from")
 date_to = cols[1].date_input("To", value=None, key="runs_to")
 sort = cols[2].selectbox(
-    "Sort by", agg.SORTABLE, index=agg.SORTABLE.index("started_at"), key="runs_sort"
+    "Sort by",
+    agg.SORTABLE,
+    index=agg.SORTABLE.index("started_at"),
+    key="runs_sort",
+    format_func=lambda col: agg.SORT_LABELS.get(col, col),
 )
 descending = cols[3].toggle("Descending", value=True, key="runs_desc")
 
@@ -65,33 +69,35 @@ if rows:
     frame = pd.DataFrame(rows)
     frame.insert(0, "open", "./run?run=" + frame["run_id"])
     frame["run_id"] = frame["run_id"].str[:12]
-    frame["command"] = frame["command"].map(
-        lambda v: " ".join(map(str, v)) if isinstance(v, list) else (v or "")
-    )
-    frame["tags"] = frame["tags"].map(
-        lambda v: ", ".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else ""
-    )
-    st.dataframe(
+    frame["gpus"] = [
+        f"{n or 1}× {agg.short_gpu(m)}" if m else "CPU only"
+        for m, n in zip(frame["gpu_model"], frame["gpu_count"], strict=True)
+    ]
+    # The columns a lab head reads first fit 1280 px; tags, host and command follow.
+    c.show_table(
         frame,
-        hide_index=True,
-        key="runs_table",
-        column_config={
-            "open": st.column_config.LinkColumn("", display_text="open", width="small"),
-            "started_at": st.column_config.DatetimeColumn(
-                "started (UTC)", format="YYYY-MM-DD HH:mm"
-            ),
-            "duration_s": st.column_config.NumberColumn("duration s", format="%.0f"),
-            "gpu_hours": st.column_config.NumberColumn("GPU-h", format="%.2f"),
-            "it_energy_kwh": st.column_config.NumberColumn("IT kWh", format="%.3f"),
-            "facility_energy_kwh": st.column_config.NumberColumn("kWh", format="%.3f"),
-            "co2_kg": st.column_config.NumberColumn("CO2e kg", format="%.3f"),
-            "cost_usd": st.column_config.NumberColumn("cost", format="$%.2f"),
+        {
+            "open": ("", "link"),
+            "started_at": ("Started (UTC)", "datetime"),
+            "project": ("Project", "text"),
+            "user": ("User", "text"),
+            "status": ("Status", "text"),
+            "duration_s": ("Duration", "duration"),
+            "gpus": ("GPUs", "text"),
+            "facility_energy_kwh": ("Energy", "energy"),
+            "co2_kg": ("CO2e", "co2"),
+            "cost_usd": ("Cost", "usd"),
+            "tags": ("Tags", "text"),
+            "host": ("Host", "text"),
+            "run_id": ("Run", "text"),
+            "command": ("Command", "text"),
         },
+        key="runs_table",
     )
 else:
     st.info("No runs match these filters.")
 
-cols = st.columns([2, 2, 6])
+cols = st.columns([2, 3, 5])
 cols[0].number_input("Page", min_value=1, max_value=pages, step=1, key="runs_page")
 
 
@@ -101,11 +107,12 @@ def _csv() -> str:
 
 
 cols[1].download_button(
-    f"Download CSV ({total:,} rows)",
+    f"CSV ({total:,} rows)",
     data=_csv,
     file_name="ecotrain-runs.csv",
     mime="text/csv",
     on_click="ignore",
     key="runs_csv",
+    help="Every run matching the filters, all columns, full precision.",
     disabled=not total,
 )

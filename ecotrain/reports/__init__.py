@@ -5,8 +5,8 @@ from __future__ import annotations
 FORMATS = ("md", "latex", "html", "json", "model-card")
 
 
-def render(report, fmt: str) -> str:
-    """Render ``report`` in ``fmt`` (one of FORMATS)."""
+def render(report, fmt: str, bib: bool = False) -> str:
+    """Render ``report`` in ``fmt`` (one of FORMATS); ``bib``: LaTeX cites with \\cite."""
     if fmt == "md":
         from ecotrain.reports.markdown import render as r
     elif fmt == "latex":
@@ -19,4 +19,6 @@ def render(report, fmt: str) -> str:
         from ecotrain.reports.modelcard import render as r
     else:
         raise ValueError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
+    if fmt == "latex":
+        return r(report, bib=bib)
     return r(report)

@@ -10,16 +10,26 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import and_, distinct, func, select
 from sqlalchemy.engine import Engine
 
 from ecotrain import __version__
 from ecotrain.store import aggregates as agg
-from ecotrain.store.queries import RunFilter
+from ecotrain.store.queries import RunFilter, effective_status
 from ecotrain.store.records import utcnow
-from ecotrain.store.schema import run_checkpoints, runs
+from ecotrain.store.schema import checkpoints, run_checkpoints, runs
+from ecotrain.units import (
+    MASS_UNITS,
+    fmt_co2,
+    fmt_energy,
+    fmt_in,
+    fmt_number,
+    fmt_usd,
+    pick_unit,
+)
 
-SCHEMA_VERSION = "1.1"  # 1.1: grid_data_version, reuse_note, intensity year
+SCHEMA_VERSION = "1.2"  # 1.1: grid_data_version, reuse_note, intensity year; 1.2: statuses,
+# per-line status and GPU list, bounded reuse rows (reuse_others), consumed names, sources
 # Embodied emissions of GPU manufacturing per GPU-hour (REFERENCES.md); excluded, stated.
 EMBODIED_KG_PER_GPU_HOUR = (0.010, 0.013)
 
@@ -44,6 +54,9 @@ class Line:
     gpu_kwh: float = 0.0
     cpu_kwh: float = 0.0
     ram_kwh: float = 0.0
+    status: str = ""  # "finished", or "9 finished, 1 failed"
+    not_finished: int = 0  # failed, killed, lost or still running
+    key: str | None = None  # the run id (one line per run) or the raw group value
 
 
 @dataclass
@@ -87,6 +100,10 @@ class Report:
     reuse: list[Reuse] = field(default_factory=list)
     reuse_note: str | None = None  # why reuse is not reported, when it is not
     checkpoints_consumed: int = 0  # distinct checkpoints the runs started from
+    consumed_names: list[str] = field(default_factory=list)  # the first few, by name
+    statuses: dict[str, int] = field(default_factory=dict)  # runs per status
+    reuse_others: dict[str, Any] | None = None  # rows beyond the top REUSE_ROWS, summed
+    sources: list[str] = field(default_factory=list)  # citation keys the methodology uses
     methodology: str = ""
 
     @property
@@ -139,12 +156,52 @@ def _group_key(engine: Engine, flt: RunFilter, threshold: int) -> tuple[str, Any
     return "week", agg.week_start(engine)
 
 
+short_gpu = agg.short_gpu  # one place for the reader's GPU name
+
+
+def gpu_list(pairs: list[tuple[str | None, int | None]]) -> str:
+    """Every accelerator type with how many were used at once: "4× A100-80GB, 2× H100".
+
+    ``pairs`` are (model, GPUs in a run); the count per model is the most any one run used,
+    the models ordered by that count. Runs without a GPU say "CPU only" if nothing else ran.
+    """
+    most: dict[str, int] = {}
+    for model, count in pairs:
+        if not model:
+            continue
+        name = short_gpu(model)
+        most[name] = max(most.get(name, 0), int(count or 1))
+    if not most:
+        return "CPU only"
+    return ", ".join(f"{n}× {m}" for m, n in sorted(most.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def status_text(counts: dict[str, int]) -> str:
+    """ "finished" when every run finished, else "9 finished, 1 failed" (largest first)."""
+    if set(counts) == {"finished"}:
+        return "finished"
+    ordered = sorted(counts.items(), key=lambda kv: (kv[0] != "finished", -kv[1], kv[0]))
+    return ", ".join(f"{n:,} {s}" for s, n in ordered)
+
+
+def _run_label(started: Any, project: str | None, tags: Any, command: Any) -> str:
+    """One run, as a reader tells it apart: its start, project, and tags (else its script)."""
+    when = started.strftime("%Y-%m-%d %H:%M") if isinstance(started, datetime) else str(started)
+    if isinstance(tags, dict) and tags:
+        what = " ".join(f"{k}={v}" for k, v in sorted(tags.items()))
+    elif isinstance(command, list) and command:
+        script = next((str(c) for c in command[1:] if not str(c).startswith("-")), command[0])
+        what = str(script).rsplit("/", 1)[-1]
+    else:
+        what = ""
+    return " ".join(p for p in (when, project or "", what) if p)
+
+
 def _lines(engine: Engine, flt: RunFilter, n_runs: int, threshold: int) -> tuple[str | None, list]:
     j = 3.6e6
     cols = [
         func.count().label("runs"),
         func.min(runs.c.started_at).label("started"),
-        func.max(runs.c.gpu_model).label("gpu"),
         func.coalesce(func.sum(runs.c.gpu_hours), 0.0).label("gpu_hours"),
         func.coalesce(func.sum(runs.c.it_energy_kwh), 0.0).label("it_energy_kwh"),
         func.coalesce(func.sum(runs.c.facility_energy_kwh), 0.0).label("energy_kwh"),
@@ -158,24 +215,50 @@ def _lines(engine: Engine, flt: RunFilter, n_runs: int, threshold: int) -> tuple
         grouped, key = None, runs.c.run_id
     else:
         grouped, key = _group_key(engine, flt, threshold)
+    label = key.label("label")
     stmt = (
-        select(key.label("label"), *cols)
-        .where(flt.where())
-        .group_by(key)
-        .order_by(func.min(runs.c.started_at))
+        select(label, *cols).where(flt.where()).group_by(key).order_by(func.min(runs.c.started_at))
     )
+    status = effective_status()
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        statuses: dict[Any, dict[str, int]] = {}
+        for k, st, n in conn.execute(
+            select(key, status, func.count()).where(flt.where()).group_by(key, status)
+        ):
+            statuses.setdefault(k, {})[st or "unknown"] = n
+        gpus: dict[Any, list] = {}
+        for k, model, count in conn.execute(
+            select(key, runs.c.gpu_model, func.max(runs.c.gpu_count))
+            .where(flt.where())
+            .group_by(key, runs.c.gpu_model)
+        ):
+            gpus.setdefault(k, []).append((model, count))
+        about: dict[Any, tuple] = {}
+        if grouped is None:
+            for rid, project, tags, command in conn.execute(
+                select(runs.c.run_id, runs.c.project, runs.c.tags, runs.c.command).where(
+                    flt.where()
+                )
+            ):
+                about[rid] = (project, tags, command)
+    prefix = grouped[4:] + "=" if grouped and grouped.startswith("tag:") else ""
+    if len({a[0] for a in about.values()}) == 1:  # one project: the labels need not repeat it
+        about = {k: (None, *a[1:]) for k, a in about.items()}
     out = []
     for r in rows:
-        label = r.pop("label")
-        r["label"] = (
-            label[:12]
-            if grouped is None
-            else (
-                str(label)[: 10 if grouped == "week" else None] if label is not None else "(none)"
-            )
-        )
+        raw = r.pop("label")
+        counts = statuses.get(raw, {})
+        r["status"] = status_text(counts)
+        r["not_finished"] = sum(n for s, n in counts.items() if s != "finished")
+        r["gpu"] = gpu_list(gpus.get(raw, []))
+        r["key"] = None if raw is None else str(raw)
+        if grouped is None:
+            r["label"] = _run_label(r["started"], *about.get(raw, (None, None, None)))
+        elif raw is None:
+            r["label"] = "(none)"
+        else:
+            r["label"] = prefix + str(raw)[: 10 if grouped == "week" else None]
         r["started"] = _iso(r["started"])
         out.append(Line(**r))
     return grouped, out
@@ -206,6 +289,21 @@ def _grid_data_version() -> str | None:
         return None
 
 
+REUSE_ROWS = 10  # reuse table rows; the rest are summed into one "N others" row
+NAMES_LISTED = 3  # checkpoints, regions, PUE values named in the methodology before "N more"
+
+
+def clean(text: Any) -> str:
+    """User text on one line: runs of whitespace (newlines, tabs, blank lines) become one space,
+    control and bidi-format characters are dropped. Renderers then escape it for their format."""
+    import unicodedata
+
+    kept = "".join(
+        ch for ch in str(text) if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf")
+    )
+    return " ".join(kept.split())
+
+
 def build_report(
     engine: Engine,
     flt: RunFilter,
@@ -217,6 +315,10 @@ def build_report(
     totals = agg.totals(engine, flt)
     if not totals["runs"]:
         raise NoRuns("no runs match this selection")
+    in_scope = select(runs.c.run_id).where(flt.where())
+    consumed_links = and_(
+        run_checkpoints.c.role == "consumed", run_checkpoints.c.run_id.in_(in_scope)
+    )
     with engine.connect() as conn:
         first, last, duration = conn.execute(
             select(
@@ -238,14 +340,38 @@ def build_report(
                 .where(flt.where())
                 .group_by(runs.c.gpu_model, runs.c.gpu_count, runs.c.cpu_model)
                 .order_by(func.count().desc())
+                .limit(20)
             )
         ]
         consumed = conn.execute(
-            select(func.count(func.distinct(run_checkpoints.c.checkpoint_id))).where(
-                run_checkpoints.c.role == "consumed",
-                run_checkpoints.c.run_id.in_(select(runs.c.run_id).where(flt.where())),
-            )
+            select(func.count(distinct(run_checkpoints.c.checkpoint_id))).where(consumed_links)
         ).scalar()
+        # The most-used checkpoints the runs started from, by name, for "started from N: ...".
+        uses = func.count(distinct(run_checkpoints.c.run_id))
+        consumed_names = [
+            clean(name or agg.short_id(cid))
+            for cid, name, _ in conn.execute(
+                select(run_checkpoints.c.checkpoint_id, checkpoints.c.name, uses)
+                .select_from(
+                    run_checkpoints.outerjoin(
+                        checkpoints,
+                        checkpoints.c.checkpoint_id == run_checkpoints.c.checkpoint_id,
+                    )
+                )
+                .where(consumed_links)
+                .group_by(run_checkpoints.c.checkpoint_id, checkpoints.c.name)
+                .order_by(uses.desc(), run_checkpoints.c.checkpoint_id)
+                .limit(NAMES_LISTED)
+            )
+        ]
+        statuses = {
+            str(st or "unknown"): int(n)
+            for st, n in conn.execute(
+                select(effective_status(), func.count())
+                .where(flt.where())
+                .group_by(effective_status())
+            )
+        }
     sources = agg.sources_in_use(engine, flt)
     grouped, lines = _lines(engine, flt, totals["runs"], group_threshold)
     reuse, available = [], True
@@ -256,19 +382,27 @@ def build_report(
         for a in fn(engine, flt, mode=mode):
             reuse.append(
                 Reuse(
-                    name=a.name or a.checkpoint_id[:19],
+                    name=clean(a.name or a.checkpoint_id[:19]),
                     checkpoint_id=a.checkpoint_id,
-                    footprint_source=a.footprint.source,
-                    citation=a.footprint.citation,
+                    footprint_source=clean(a.footprint.source),
+                    citation=clean(a.footprint.citation) if a.footprint.citation else None,
                     reused_by=a.reuses,
                     energy_kwh=a.energy_kwh,
                     co2_kg=a.co2_kg,
                     cost_usd=a.cost_usd,
-                    assumption=a.assumption,
+                    assumption=clean(a.assumption),
                 )
             )
     except ImportError:
         available = False
+    reuse, others = _top_reuse(reuse)
+    for row in sources["pue"]:
+        row["pue_source"] = clean(row["pue_source"]) if row["pue_source"] else None
+    for row in sources["intensity"]:
+        for k in ("region", "intensity_source"):
+            row[k] = clean(row[k]) if row[k] else None
+    for row in sources["price"]:
+        row["price_source"] = clean(row["price_source"]) if row["price_source"] else None
     report = Report(
         schema_version=SCHEMA_VERSION,
         generated_at=_iso(utcnow()),
@@ -303,8 +437,12 @@ def build_report(
         reuse_available=available,
         reuse_note=None if available else "not available (ecotrain.savings not installed)",
         reuse=reuse,
+        reuse_others=others,
         checkpoints_consumed=int(consumed or 0),
+        consumed_names=consumed_names,
+        statuses=statuses,
     )
+    report.sources = used_sources(report)
     report.methodology = methodology(report)
     from ecotrain.efficiency import report_sentences  # time-resolved, per unit, embodied
 
@@ -313,120 +451,288 @@ def build_report(
     return report
 
 
-def _methods_sentence(report: Report) -> str:
-    parts = []
-    words = {
-        "measured": "measured with hardware energy counters (NVML total-energy counter for "
-        "GPUs, RAPL for CPUs and DRAM)",
-        "integrated": "integrated from NVML power samples (trapezoid rule)",
-        "modelled": "modelled energy (CPU: TDP x the process tree's CPU time / (wall time x "
-        "logical CPUs), TDP from codecarbon's CPU table, or 4 W per logical thread for an "
-        "unlisted CPU; RAM: 0.375 W per GiB of resident "
-        "memory)",
-        "replayed": "replayed from recorded traces",
-        "imported": "imported from codecarbon measurements",
+def _top_reuse(rows: list[Reuse]) -> tuple[list[Reuse], dict[str, Any] | None]:
+    """The REUSE_ROWS rows that avoided most (CO2e, then energy), and the rest summed.
+
+    Rows that avoided nothing (a checkpoint produced within the scope) or an unknown amount
+    go to the summed row: the table answers "what did reuse save", largest first."""
+    ordered = sorted(rows, key=lambda r: (-(r.co2_kg or 0.0), -(r.energy_kwh or 0.0), r.name))
+    top = [r for r in ordered if (r.co2_kg or 0.0) > 0 or (r.energy_kwh or 0.0) > 0]
+    if not top:  # nothing avoided: still show which checkpoints were reused (a few)
+        top = ordered[:REUSE_ROWS]
+    top = top[:REUSE_ROWS]
+    rest = ordered[len(top) :]
+    if not rest:
+        return top, None
+
+    def total(attr: str) -> float | None:
+        known = [getattr(r, attr) for r in rest if getattr(r, attr) is not None]
+        return sum(known) if known else None
+
+    return top, {
+        "checkpoints": len(rest),
+        "reused_by": sum(r.reused_by for r in rest),
+        "energy_kwh": total("energy_kwh"),
+        "co2_kg": total("co2_kg"),
+        "cost_usd": total("cost_usd"),
     }
+
+
+# -- the methodology paragraph ----------------------------------------------------------------
+# Sources the paragraph cites: key -> (how it reads inline, BibTeX entry). `--bib` writes the
+# entries the report used; LaTeX then cites them with \cite{key}.
+SOURCES: dict[str, tuple[str, str]] = {
+    "ecotrain": (
+        "ecotrain",
+        "@software{ecotrain,\n  title = {ecotrain: energy, emissions and cost of machine "
+        "learning training runs},\n  note = {Version {VERSION}},\n  year = {2026}\n}",
+    ),
+    "lacoste2019": (
+        "Lacoste et al., 2019",
+        "@article{lacoste2019,\n  title = {Quantifying the Carbon Emissions of Machine "
+        "Learning},\n  author = {Lacoste, Alexandre and Luccioni, Alexandra and Schmidt, "
+        "Victor and Dandres, Thomas},\n  journal = {arXiv preprint arXiv:1910.09700},\n"
+        "  year = {2019}\n}",
+    ),
+    "codecarbon": (
+        "Courty et al., 2024",
+        "@software{codecarbon,\n  title = {{CodeCarbon}: estimate and track carbon emissions "
+        "from machine learning computing},\n  author = {Courty, Beno{\\^\\i}t and others},\n"
+        "  url = {https://github.com/mlco2/codecarbon},\n  year = {2024}\n}",
+    ),
+    "uptime2024": (
+        "Uptime Institute, 2024",
+        "@techreport{uptime2024,\n  title = {Global Data Center Survey 2024},\n"
+        "  institution = {Uptime Institute},\n  year = {2024}\n}",
+    ),
+    "luccioni2022": (
+        "Luccioni et al., 2022",
+        "@article{luccioni2022,\n  title = {Estimating the Carbon Footprint of {BLOOM}, a "
+        "176{B} Parameter Language Model},\n  author = {Luccioni, Alexandra Sasha and "
+        "Viguier, Sylvain and Ligozat, Anne-Laure},\n  journal = {arXiv preprint "
+        "arXiv:2211.02001},\n  year = {2022}\n}",
+    ),
+    "wbcsd2023": (
+        "WBCSD, 2023",
+        "@techreport{wbcsd2023,\n  title = {Guidance on Avoided Emissions},\n"
+        "  institution = {World Business Council for Sustainable Development},\n"
+        "  year = {2023}\n}",
+    ),
+}
+
+
+def used_sources(report: Report) -> list[str]:
+    """The citation keys the methodology of ``report`` cites, in order."""
+    keys = ["ecotrain", "lacoste2019"]
+    texts = [str(p["pue_source"] or "") for p in report.pue] + [
+        str(i["intensity_source"] or "") for i in report.intensity
+    ]
+    methods = {m for c in report.components for m in c["methods"]}
+    if "modelled" in methods or any("codecarbon" in t.lower() for t in texts):
+        keys.append("codecarbon")
+    if any("uptime" in t.lower() for t in texts):
+        keys.append("uptime2024")
+    keys.append("luccioni2022")
+    if report.reuse and report.mode != "none":
+        keys.append("wbcsd2023")
+    return keys
+
+
+def bibtex(report: Report) -> str:
+    """The BibTeX entries of the sources the report's methodology cites."""
+    entries = [SOURCES[k][1].replace("{VERSION}", report.ecotrain_version) for k in report.sources]
+    return "\n\n".join(entries) + "\n"
+
+
+def _inline(key: str) -> str:
+    # ecotrain itself is named in the sentence; it needs a key only for \cite.
+    return "" if key == "ecotrain" else f"({SOURCES[key][0]})"
+
+
+def _cited(text: str, key: str, cite: Any) -> str:
+    """``text`` followed by its citation (if the citation reads as anything)."""
+    ref = cite(key)
+    return f"{text} {ref}" if ref else text
+
+
+def _few(
+    items: list[str], total: int | None = None, more: str = "", limit: int = NAMES_LISTED
+) -> str:
+    """The first ``limit`` items, then "and N more <more>"."""
+    total = len(items) if total is None else total
+    shown = items[:limit]
+    rest = total - len(shown)
+    return ", ".join(shown) + (f" and {rest:,} more {more}".rstrip() if rest > 0 else "")
+
+
+def _runs(n: int) -> str:
+    return f"{n:,} run{'s' if n != 1 else ''}"
+
+
+def _methods_sentence(report: Report, cite: Any, limit: int) -> str:
+    words = {
+        "measured": "measured: NVML energy counters, RAPL",
+        "integrated": "integrated: NVML power samples",
+        "modelled": "modelled: CPU TDP x utilisation from "
+        + _cited("CodeCarbon's CPU table", "codecarbon", cite)
+        + ", RAM 0.375 W per GiB resident",
+        "replayed": "replayed: a recorded power trace",
+        "imported": "imported: CodeCarbon measurements",
+    }
+    parts = []
     for c in report.components:
-        used = [f"{m} ({n} run{'s' if n != 1 else ''})" for m, n in c["methods"].items()]
-        parts.append(f"{c['component'].upper()} energy: {', '.join(used)}")
-    seen = {m for c in report.components for m in c["methods"]}
-    explained = "; ".join(words[m] for m in words if m in seen)
-    return "; ".join(parts) + (f". Methods: {explained}." if explained else ".")
+        used = [f"{m} ({n:,})" for m, n in sorted(c["methods"].items(), key=lambda kv: -kv[1])]
+        parts.append(f"{c['component'].upper()} {_few(used, more='methods', limit=limit)}")
+    seen = [m for m in words if any(m in c["methods"] for c in report.components)]
+    how = "; ".join(words[m] for m in seen)
+    return "Energy per component (runs): " + "; ".join(parts) + (f" ({how})." if how else ".")
 
 
-def methodology(report: Report) -> str:
-    """The methodology paragraph, in plain words, with every input stated."""
+METHODOLOGY_MAX_WORDS = 250
+
+
+def methodology(report: Report, cite: Any = _inline) -> str:
+    """The methodology paragraph: one paragraph of at most METHODOLOGY_MAX_WORDS words
+    whatever the data size, every input stated (the first few of each kind, the rest
+    counted), sources cited through ``cite(key)``."""
+    for limit, detail in ((NAMES_LISTED, 2), (1, 2), (1, 1), (1, 0)):
+        text = _methodology(report, cite, limit, detail)
+        if len(text.split()) <= METHODOLOGY_MAX_WORDS:
+            return text
+    # Only hostile data (names of hundreds of words) gets here: cut, and say so.
+    words = text.split()[: METHODOLOGY_MAX_WORDS - 3]
+    return " ".join(words) + " [shortened; see tables]"
+
+
+def _cut(text: str, detail: int) -> str:
+    """User text as is, or its first 6 words at the tersest wording (``detail`` 0)."""
+    words = str(text).split()
+    return text if detail or len(words) <= 6 else " ".join(words[:6]) + " [...]"
+
+
+def _methodology(report: Report, cite: Any, limit: int, detail: int) -> str:
+    """One wording of the paragraph: ``limit`` items per list; ``detail`` 2: name the
+    sources of each PUE, intensity and price and the footprints' citations; 1: not; 0: also
+    cut each name to a few words."""
     t = report.totals
-    pue = (
-        "; ".join(
-            f"{p['pue']:g} ({p['pue_source']}, {p['runs']} runs)"
-            for p in report.pue
-            if p["pue"] is not None
-        )
-        or "not recorded"
-    )
-    grid = (
-        "; ".join(
-            f"{i['region']}: {i['intensity_g_per_kwh']:.4g} g CO2e/kWh ({i['intensity_source']}"
-            + (f", {i['year']} data" if i.get("year") else "")
-            + f"; {i['runs']} run{'s' if i['runs'] != 1 else ''})"
+    pue = _few(
+        [f"PUE {p['pue']:g}" + (f" ({p['pue_source'] or 'source not recorded'})" if detail
+         == 2 else "") for p in report.pue if p["pue"] is not None],
+        more="values", limit=limit,
+    ) or "PUE not recorded"  # fmt: skip
+    grid = _few(
+        [
+            f"{_cut(i['region'] or 'unknown region', detail)}: "
+            f"{fmt_number(i['intensity_g_per_kwh'])} g CO2e/kWh"
+            + (
+                f" ({i['intensity_source'] or 'source not recorded'}"
+                + (f", {i['year']} data" if i.get("year") else "")
+                + ")"
+                if detail == 2
+                else ""
+            )
             for i in report.intensity
             if i["intensity_g_per_kwh"] is not None
-        )
-        or "not recorded"
-    )
-    price = (
-        "; ".join(
-            f"{p['cost_method']} at USD {p['price']:g} per "
-            f"{'GPU-hour' if p['cost_method'] == 'gpu_hour' else 'kWh'} ({p['price_source']})"
+        ],
+        more="regions",
+        limit=limit,
+    ) or "not recorded"  # fmt: skip
+    price = _few(
+        [
+            f"USD {p['price']:g} per {'GPU-hour' if p['cost_method'] == 'gpu_hour' else 'kWh'}"
+            + (f" ({p['price_source'] or 'source not recorded'})" if detail == 2 else "")
             for p in report.price
             if p["price"] is not None
-        )
-        or "no price recorded"
+        ],
+        more="prices",
+        limit=limit,
+    ) or "no price recorded"  # fmt: skip
+    finished = report.statuses.get("finished", report.n_runs if not report.statuses else 0)
+    others = report.n_runs - finished
+    status = (
+        f" ({finished:,} finished; {others:,} failed, killed or lost, included)" if others else ""
     )
+    grid_source = "location-based grid intensity"
+    if any("codecarbon" in str(i["intensity_source"] or "").lower() for i in report.intensity):
+        grid_source = _cited(grid_source + " (CodeCarbon's data", "codecarbon", cite) + ")"
+    if "uptime2024" in report.sources:
+        pue = _cited(pue, "uptime2024", cite)
     low, high = (t["gpu_hours"] * k for k in EMBODIED_KG_PER_GPU_HOUR)
+    unit = pick_unit(high, MASS_UNITS)
+    embodied = f"{fmt_in(low, unit)}-{fmt_in(high, unit)} {unit.symbol}"
+    lo, hi = EMBODIED_KG_PER_GPU_HOUR
     text = (
-        f"We report the energy, carbon emissions and cost of {report.n_runs} training run(s) "
-        f"recorded with ecotrain {report.ecotrain_version}, which wraps each training "
-        f"command and samples its energy while it runs. {_methods_sentence(report)} "
-        f"IT energy ({t['it_energy_kwh']:.4g} kWh) is multiplied by the data centre's power "
-        f"usage effectiveness (PUE {pue}) to give facility energy ({t['energy_kwh']:.4g} kWh), "
-        f"which is multiplied by the location-based grid carbon intensity ({grid}) to give "
-        f"{t['co2_kg']:.4g} kg CO2e. Cost is {price}. Data: {_data_sentence(report)}. "
-        "Excluded: embodied emissions of the hardware (about "
-        f"{EMBODIED_KG_PER_GPU_HOUR[0]}-{EMBODIED_KG_PER_GPU_HOUR[1]} kg CO2e per GPU-hour, "
-        f"i.e. {low:.3g}-{high:.3g} kg for these {t['gpu_hours']:.3g} GPU-hours), networking, "
-        "storage, and idle time between runs."
+        f"We report the energy, emissions and cost of {_runs(report.n_runs)}{status}, "
+        f"{_cited(f'recorded with ecotrain {report.ecotrain_version}', 'ecotrain', cite)}, "
+        "which wraps each training command and samples its energy while it runs. "
+        f"{_methods_sentence(report, cite, limit)} "
+        f"{_cited('As in common practice', 'lacoste2019', cite)}, IT energy "
+        f"({fmt_energy(t['it_energy_kwh'])}) is multiplied by the data centre's power usage "
+        f"effectiveness, {pue}, to give facility energy ({fmt_energy(t['energy_kwh'])}), "
+        f"and by the {grid_source} ({grid}) to give {fmt_co2(t['co2_kg'])} CO2e. "
+        f"Cost: {price}; {fmt_usd(t['cost_usd'])} in total. "
+        f"Data: {_data_sentence(report, limit, detail)}. "
+        f"Excluded: embodied hardware emissions (about {lo:.3f}-{hi:.3f} kg CO2e per GPU-hour "
+        f"{cite('luccioni2022')}, i.e. {embodied} for these {fmt_number(t['gpu_hours'])} "
+        "GPU-hours), networking, storage and idle time."
     )
-    return text + " " + _reuse_sentence(report)
+    return text + " " + _reuse_sentence(report, cite, limit, detail)
 
 
-def _data_sentence(report: Report) -> str:
-    used = ", ".join(report.data_versions) or "versions not recorded"
+def _data_sentence(report: Report, limit: int = NAMES_LISTED, detail: int = 2) -> str:
+    versions = [_cut(v, detail) for v in report.data_versions]
+    used = _few(versions, more="versions", limit=limit) or "versions not recorded"
     if report.grid_data_version and report.grid_data_version not in report.data_versions:
         return f"{used} (grid data installed now: {report.grid_data_version})"
     return used
 
 
-def _reuse_sentence(report: Report) -> str:
-    """The reuse counterfactual in plain words; avoided figures stated apart, never netted."""
+def _reuse_sentence(
+    report: Report, cite: Any = _inline, limit: int = NAMES_LISTED, detail: int = 2
+) -> str:
+    """The reuse counterfactual in plain words; avoided figures stated apart, never netted.
+    Bounded: the checkpoints are named up to NAMES_LISTED, the rest counted."""
     if not report.reuse_available:
         return f"Reuse: {report.reuse_note}."
     n = max(report.checkpoints_consumed, len(report.reuse))
     if not n:
         return "The runs started from no recorded checkpoint (training from scratch)."
-    started = f"The runs started from {n} checkpoint{'s' if n != 1 else ''}"
+    names = [_cut(n, detail) for n in report.consumed_names or [r.name for r in report.reuse]]
+    plural = "s" if n != 1 else ""
+    started = f"The runs started from {n:,} checkpoint{plural} ({_few(names, n, limit=limit)})"
     if not report.reuse:
         return (
             f"{started}, each produced within the selected project(s): their cost is "
             "already included above, so no avoided emissions are claimed."
         )
     if report.mode == "none":
-        names = ", ".join(r.name for r in report.reuse)
-        return f"{started} ({names}); no counterfactual is claimed (mode 'none')."
+        return f"{started}; no counterfactual is claimed (mode 'none')."
     items = []
-    for r in report.reuse:
-        src = r.footprint_source + (f", {r.citation}" if r.citation else "")
-        if r.co2_kg is None:
-            items.append(f"For {r.name} the cost of producing it is unknown ({src}).")
-            continue
-        figures = f"{r.co2_kg:.4g} kg CO2e"
-        if r.energy_kwh is not None:
-            figures = f"{r.energy_kwh:.4g} kWh and {figures}"
-        if r.cost_usd is not None:
-            figures += f" (USD {r.cost_usd:,.2f})"
-        assumption = r.assumption
-        prefix = f"starting from {r.name} avoided "
-        if assumption.startswith(prefix):
-            assumption = assumption[len(prefix) :]
-        items.append(
-            f"Starting from {r.name} avoided an estimated {figures} under the assumption "
-            f"that the alternative was {assumption} (footprint: {src}; reused by "
-            f"{r.reused_by} run{'s' if r.reused_by != 1 else ''})."
+    for r in report.reuse[: min(2, limit)]:
+        src = _cut(r.footprint_source, detail) + (
+            f", {r.citation}" if r.citation and detail == 2 else ""
         )
-    avoided = sum(r.co2_kg or 0.0 for r in report.reuse)
+        if r.co2_kg is None:
+            items.append(f"For {_cut(r.name, detail)} the cost of producing it is unknown ({src}).")
+            continue
+        figures = f"{fmt_co2(r.co2_kg)} CO2e"
+        if r.energy_kwh is not None:
+            figures = f"{fmt_energy(r.energy_kwh)} and {figures}"
+        if r.cost_usd is not None:
+            figures += f" ({fmt_usd(r.cost_usd)})"
+        items.append(
+            f"Starting from {_cut(r.name, detail)} avoided an estimated {figures} "
+            f"(footprint: {src}; reused by {_runs(r.reused_by)})."
+        )
+    counted = len(report.reuse) + (report.reuse_others or {}).get("checkpoints", 0)
+    if counted > len(items):
+        items.append(f"{counted - len(items):,} more reused checkpoint(s) are in the table.")
+    avoided = sum(r.co2_kg or 0.0 for r in report.reuse) + (
+        (report.reuse_others or {}).get("co2_kg") or 0.0
+    )
     return (
-        f"{started}. Counterfactual mode '{report.mode}': {' '.join(items)} In total an "
-        f"estimated {avoided:.4g} kg CO2e was avoided; this is reported beside, never "
-        "subtracted from, the emissions above, and each checkpoint is counted once."
+        f"{started}. {_cited('Avoided emissions', 'wbcsd2023', cite)} are the counterfactual "
+        f"of producing each reused checkpoint again (mode '{report.mode}'). {' '.join(items)} "
+        f"In total an estimated {fmt_co2(avoided)} CO2e was avoided; this is reported beside, "
+        "never subtracted from, the emissions above, and each checkpoint is counted once."
     )

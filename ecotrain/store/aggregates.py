@@ -54,6 +54,12 @@ RUN_LIST_COLUMNS = (
     "tags",
 )
 SORTABLE = tuple(c for c in RUN_LIST_COLUMNS if c not in ("command", "tags"))
+SORT_LABELS = {
+    "run_id": "run id", "started_at": "start time", "duration_s": "duration",
+    "gpu_model": "GPU model", "gpu_count": "GPU count", "gpu_hours": "GPU-hours",
+    "it_energy_kwh": "IT energy", "facility_energy_kwh": "energy (facility)",
+    "co2_kg": "CO2e", "cost_usd": "cost",
+}  # fmt: skip
 
 UNKNOWN = "(unknown)"
 
@@ -248,9 +254,11 @@ def run_detail(engine: Engine, run_id: str) -> dict[str, Any]:
     :class:`~ecotrain.store.queries.RunNotFound`.
     """
     run = get_run(engine, run_id)
+    # Reuse counts of this run's checkpoints only (an index lookup each), not of all of them.
+    mine = select(run_checkpoints.c.checkpoint_id).where(run_checkpoints.c.run_id == run["run_id"])
     reused = (
         select(run_checkpoints.c.checkpoint_id, func.count(distinct(run_checkpoints.c.run_id)))
-        .where(run_checkpoints.c.role == "consumed")
+        .where(run_checkpoints.c.role == "consumed", run_checkpoints.c.checkpoint_id.in_(mine))
         .group_by(run_checkpoints.c.checkpoint_id)
         .subquery()
     )
@@ -274,7 +282,27 @@ def run_detail(engine: Engine, run_id: str) -> dict[str, Any]:
     )
     with engine.connect() as conn:
         links = [dict(r._mapping) for r in conn.execute(stmt)]
-    return {"run": run, "samples": run_samples(engine, run["run_id"]), "checkpoints": links}
+    timeline, trimmed = trim_final_zero(run_samples(engine, run["run_id"]))
+    return {"run": run, "samples": timeline, "trimmed": trimmed, "checkpoints": links}
+
+
+def trim_final_zero(points: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """A power timeline without its trailing all-zero samples, and how many were dropped.
+
+    The sampler's final tick comes after the command's processes have exited, so modelled
+    components read 0 W: drawn, the line would end in a cliff that never happened. Such a
+    tick adds no energy (the totals never depend on the drawn timeline). A timeline that is
+    zero throughout is kept as it is."""
+
+    def zero(p: dict[str, Any]) -> bool:
+        return not any(p.get(k) for k in ("gpu_w", "cpu_w", "ram_w"))
+
+    end = len(points)
+    while end > 0 and zero(points[end - 1]):
+        end -= 1
+    if end == 0:
+        return points, 0
+    return points[:end], len(points) - end
 
 
 def checkpoint_table(
@@ -403,6 +431,12 @@ def checkpoint_names(engine: Engine, ids: list[str]) -> dict[str, str]:
     return {cid: names.get(cid) or short_id(cid) for cid in ids}
 
 
+def short_gpu(model: str | None) -> str:
+    """ "NVIDIA A100-SXM4-80GB" -> "A100-SXM4-80GB" (the vendor prefix says nothing new)."""
+    text = " ".join(str(model or "").split())
+    return text.removeprefix("NVIDIA ").strip() or "no GPU"
+
+
 def short_id(checkpoint_id: str) -> str:
     """``sha256:0123abcd…`` -> ``sha256:0123abcd`` (12 hex digits)."""
     kind, _, rest = checkpoint_id.partition(":")
@@ -464,9 +498,12 @@ def lineage_dot(
     def q(text: str) -> str:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
+    n_nodes = len({n for e in edges for n in (e["parent"], e["child"])} | set(extra_nodes or []))
+    # Left to right reads best for a few checkpoints; a longer graph laid out that way is
+    # scaled down to the page width until its labels are unreadable, so it goes top down.
     lines = [
         "digraph lineage {",
-        "  rankdir=LR;",
+        f"  rankdir={'LR' if n_nodes <= 8 else 'TB'};",
         '  node [shape=box, style="rounded,filled", fillcolor="#eef5ee", fontname="Helvetica"];',
         '  edge [color="#557755", fontname="Helvetica", fontsize=10];',
     ]
