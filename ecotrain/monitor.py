@@ -24,7 +24,7 @@ from typing import Any
 
 from ecotrain import __version__
 from ecotrain.config import Settings
-from ecotrain.redact import redact_argv
+from ecotrain.redact import redact_argv, redact_record
 from ecotrain.runwatch import RunWatch
 from ecotrain.store.records import utcnow
 
@@ -54,6 +54,7 @@ class RunOptions:
     budget: Any = None  # ecotrain.budget.Budget
     expected_duration_s: float | None = None
     live_every_s: float | None = None  # print a progress line on a terminal's stderr
+    closed_fds: list[int] = field(default_factory=list)  # std fds closed when we started
 
 
 class Timeline:
@@ -252,6 +253,16 @@ class Recorder:
         self.lineage: Any = None
         self.watch = RunWatch(self)
         self._sampler_thread: threading.Thread | None = None
+        self._command: list[str] | None = None
+        self._command_lock = threading.Lock()
+
+    def redacted_command(self) -> list[str]:
+        """The command as recorded: redacted once (a long argv costs milliseconds), so
+        heartbeats, the final record, the spool and the database all reuse it."""
+        with self._command_lock:
+            if self._command is None:
+                self._command = redact_argv(self.opts.argv)
+            return self._command
 
     # -- sampling -----------------------------------------------------------------------
 
@@ -412,7 +423,7 @@ class Recorder:
             "run_id": self.run_id,
             "project": self.settings.get("project", "default"),
             "pid": os.getpid(),
-            "command": redact_argv(self.opts.argv),
+            "command": self.redacted_command(),
             "tags": self.opts.tags,
             "source": self.source,
             "started_at": self.started_at,
@@ -431,7 +442,8 @@ class Recorder:
         run.update(self.watch.record_columns(run, duration))
         record: dict[str, Any] = {"run": run, "samples": self.timeline.export()}
         record.update(parts)
-        return record
+        # Redacted here, once: the spool and the database writer pass a redacted record on.
+        return redact_record(record, command_redacted=True)
 
     def _spool(self, record: dict) -> Path | None:
         from ecotrain.store.spool import spool
@@ -439,7 +451,9 @@ class Recorder:
         try:
             return spool(record, target=self.target)
         except OSError as e:
-            self.notes.append(f"spool failed: {e.strerror}")
+            note = f"spool failed: {e.strerror or e}"
+            if note not in self.notes:
+                self.notes.append(note)
             return None
 
     def finish(
@@ -484,8 +498,10 @@ class Recorder:
             except Exception:  # noqa: BLE001
                 pass
         self.watch.close()
+        if spooled is None and not written:
+            _last_resort(record)
         if not self.opts.quiet:
-            print(summary_line(record["run"], written or spooled is not None), file=sys.stderr)
+            say(summary_line(record["run"], written or spooled is not None))
         return record
 
     def _start_lineage(self, pid: int | None) -> None:
@@ -520,6 +536,11 @@ class Monitor(Recorder):
         super().__init__(options, site)
         self.child: subprocess.Popen | None = None
         self.budget_stop: str | None = None
+        # A signal that came before the child existed (forwarded once it does), and whether
+        # the child has been reaped (its pid, hence its group id, may be reused after).
+        self._early_signal: int | None = None
+        self._reaped = False
+        self._pid = os.getpid()
 
     # -- the child ----------------------------------------------------------------------
 
@@ -532,9 +553,12 @@ class Monitor(Recorder):
             env = child_env(env, self.run_id)
         except Exception as e:  # noqa: BLE001 - lineage is optional, the run is not
             self.notes.append(f"checkpoint detection off: {_one_line(e)}")
+        closed = sorted({*self.opts.closed_fds, *_closed_std_fds()})
         try:
             self.child = subprocess.Popen(
-                self.opts.argv, env=env, preexec_fn=_give_terminal_to_child
+                self.opts.argv,
+                env=env,
+                preexec_fn=_child_setup(closed),
             )
         except FileNotFoundError:
             self.notes.append(f"command not found: {self.opts.argv[0]}")
@@ -548,11 +572,21 @@ class Monitor(Recorder):
         return None
 
     def _forward(self, signum: int, _frame: Any) -> None:
+        if os.getpid() != self._pid:
+            return  # in the forked child before exec: the parent forwards it
         if self.child is None:
+            # Not started yet (or starting): remember it; run() forwards it once the child
+            # exists, or does not start the command at all.
+            if self._early_signal is None:
+                self._early_signal = signum
             return
+        if self._reaped:
+            return  # the command is over; the record is being written
         try:
             os.killpg(self.child.pid, signum)
         except ProcessLookupError:
+            pass
+        except PermissionError:
             pass
         self.notes.append(f"forwarded {signal.Signals(signum).name} to the child")
 
@@ -584,9 +618,23 @@ class Monitor(Recorder):
 
     def run(self) -> int:
         """Run the child to completion and record it; returns the exit code to use."""
-        failed_start = self._start_child()
-        previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED}
+        self._pid = os.getpid()
+        # Handlers first: a SIGTERM that arrives while the child is being spawned must
+        # neither kill the wrapper (orphaning the child, losing the record) nor be lost.
+        # They stay installed until the wrapper exits: the record is being written then.
+        for sig in FORWARDED:
+            signal.signal(sig, self._forward)
+        if self._early_signal is not None:
+            failed_start = 128 + self._early_signal
+            self.notes.append(
+                f"{signal.Signals(self._early_signal).name} before the command started: not started"
+            )
+        else:
+            failed_start = self._start_child()
         if failed_start is None:
+            if self._early_signal is not None:
+                # arrived during the spawn: the child gets it now
+                self._forward(self._early_signal, None)
             self.start(self.child.pid)
         else:
             self.writer.start()
@@ -594,12 +642,17 @@ class Monitor(Recorder):
         self._gather_context()
 
         cpu_seconds = None
-        if failed_start is not None:
+        if failed_start is not None and self._early_signal is not None and self.child is None:
+            code, status = failed_start, "killed"
+            reason = f"killed by {signal.Signals(self._early_signal).name} before it started"
+        elif failed_start is not None:
             code, status, reason = failed_start, "failed_to_start", self.notes[-1]
-            print(f"ecotrain: error: {reason}", file=sys.stderr)
+            say(f"ecotrain: error: {reason}")
         else:
+            self.redacted_command()  # while the child runs, not after it
             # PEP 475: wait4 resumes by itself after a forwarded signal's handler returns.
             _, wait_status, rusage = os.wait4(self.child.pid, 0)
+            self._reaped = True
             _take_terminal_back()
             cpu_seconds = rusage.ru_utime + rusage.ru_stime
             if os.WIFSIGNALED(wait_status):
@@ -614,8 +667,6 @@ class Monitor(Recorder):
             if self.budget_stop is not None:
                 status, reason = "killed", f"{self.budget_stop} ({reason or 'exit code 0'})"
         self.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         self.finish(code, status, reason, cpu_seconds)
         return code
 
@@ -629,12 +680,21 @@ def _absolute_target(value: str | None) -> str | None:
 
 
 def _sync_detached(target: str | None, run_id: str, lineage: bool) -> None:
-    """Let a detached process write the spooled record, so we can exit now."""
+    """Let a detached process write the spooled record, so we can exit now.
+
+    The database URL goes by environment, never on the command line: any local user can
+    read another's argv with `ps`, while /proc/PID/environ is the owner's alone."""
+    from ecotrain.store.detached import TARGET_ENV
+
+    env = dict(os.environ)
+    env.pop(TARGET_ENV, None)
+    if target:
+        env[TARGET_ENV] = target
     try:
         subprocess.Popen(
             [sys.executable, "-m", "ecotrain.store.detached", run_id]
-            + (["--lineage"] if lineage else [])
-            + (["--db", target] if target else []),
+            + (["--lineage"] if lineage else []),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -656,3 +716,64 @@ def summary_line(run: dict, recorded: bool) -> str:
         f" x PUE {run.get('pue') or '?'}) · {fmt_co2(run.get('co2_kg'))} CO2e · "
         f"{fmt_usd(run.get('cost_usd'))} · run {run['run_id'][:12]} [{run['status']}]{where}"
     )
+
+
+def say(line: str) -> None:
+    """Print one line of ours on stderr, whatever became of it: closed (``2>&-``), a broken
+    pipe, or None. Never on stdout (that is the child's), never an exception: the child's
+    exit code is what the wrapper returns."""
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _closed_std_fds() -> list[int]:
+    """Fill closed stdin/stdout/stderr with /dev/null, so that no file the wrapper opens
+    (the spool, the database) lands on fd 2 and receives what is meant for stderr; returns
+    the ones that were closed, to close them again in the child, which sees them as given."""
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    for fd in closed:
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+    return closed
+
+
+def _child_setup(closed: list[int]) -> Any:
+    def setup() -> None:
+        _give_terminal_to_child()
+        for fd in closed:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    return setup
+
+
+def _last_resort(record: dict) -> None:
+    """Neither the spool nor the database took the final record (disk full, read-only):
+    print it as one JSON line on stderr, the only place left, and say how to keep it."""
+    from ecotrain.store.records import dumps
+
+    try:
+        line = dumps(record)
+    except Exception:  # noqa: BLE001
+        return
+    say(
+        "ecotrain: NOT recorded: the database and the spool refused the record (disk full? "
+        "read-only?). To keep it, save the JSON line below as "
+        f"<data dir>/spool/{record['run']['run_id']}.json and run `ecotrain sync`."
+    )
+    say(line)

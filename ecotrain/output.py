@@ -164,14 +164,15 @@ def print_mapping(data: Mapping[str, Any], as_json: bool = False) -> None:
 
 def print_settings(settings: Any, as_json: bool = False) -> None:
     """`ecotrain config show`: each setting, its value and where it came from."""
+    from ecotrain.redact import redact_settings
+
+    values = redact_settings(settings.values)  # a database password is never shown
     if as_json:
-        print_json(
-            {k: {"value": v, "from": settings.origins.get(k)} for k, v in settings.values.items()}
-        )
+        print_json({k: {"value": v, "from": settings.origins.get(k)} for k, v in values.items()})
         return
     table(
         ["setting", "value", "from"],
-        [(k, v, settings.origins.get(k)) for k, v in sorted(settings.values.items())],
+        [(k, v, settings.origins.get(k)) for k, v in sorted(values.items())],
     )
 
 

@@ -86,8 +86,9 @@ def parse_tags(tags: list[str] | None) -> dict[str, str]:
     return out
 
 
-def main(args: list[str]) -> int:
-    """Parse `ecotrain run` options, run the command, return its exit code."""
+def main(args: list[str], closed_fds: list[int] | None = None) -> int:
+    """Parse `ecotrain run` options, run the command, return its exit code. ``closed_fds``:
+    which of stdin/stdout/stderr were closed when ecotrain started (the child gets them so)."""
     ns = build_parser().parse_args(args)
     command = list(ns.command)
     if command[:1] == ["--"]:
@@ -131,25 +132,46 @@ def main(args: list[str]) -> int:
             else None
         ),
         live_every_s=max(0.5, ns.live_every) if ns.live else None,
+        closed_fds=list(closed_fds or []),
     )
     return Monitor(options, site).run()
 
 
-def entry(args: list[str]) -> None:
-    """Run and exit with the child's code; user mistakes are one line and exit code 2."""
+def _say(line: str) -> None:
+    # never stdout (the child's), never an exception (stderr closed or a broken pipe)
     try:
-        code = main(args)
+        if sys.stderr is not None:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def entry(args: list[str]) -> None:
+    """Run and exit with the child's code; user mistakes are one line and exit code 2.
+
+    The child's code is returned whatever happened to our own stdout/stderr (closed, a
+    broken pipe): those only ever carry ecotrain's remarks."""
+    from ecotrain.monitor import _closed_std_fds
+
+    closed = _closed_std_fds()  # before opening any file of ours
+    try:
+        code = main(args, closed)
     except UserError as e:
-        print(f"ecotrain: error: {e}", file=sys.stderr)
+        _say(f"ecotrain: error: {e}")
         code = e.exit_code
     except ValueError as e:
         if not type(e).__module__.startswith("ecotrain"):
             raise
-        print(f"ecotrain: error: {e}", file=sys.stderr)
+        _say(f"ecotrain: error: {e}")
         code = 2
     # Skip interpreter teardown (tens of ms with SQLAlchemy loaded): the record is already
     # spooled or written, and a database write still in flight is safe to abandon — the
     # spool file is only removed once the write has committed.
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
     os._exit(code)

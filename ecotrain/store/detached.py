@@ -1,6 +1,8 @@
 """The sync a run leaves behind when its final record did not reach the database in time.
 
-``python -m ecotrain.store.detached RUN_ID [--lineage] [--db URL]``
+``python -m ecotrain.store.detached RUN_ID [--lineage]``, the database URL in the environment
+(``ECOTRAIN_SYNC_TARGET``): argv is readable by every local user (`ps`), a password in it
+would not be a secret.
 
 When 64 runs on a node end together, 64 of these start. They queue on one lock in the
 spool folder (a blocked process costs nothing) and the first pushes every record waiting;
@@ -14,12 +16,14 @@ import fcntl
 import os
 import sys
 
+TARGET_ENV = "ECOTRAIN_SYNC_TARGET"
+
 
 def main(argv: list[str]) -> int:
     """Push the spool if anything is in it; then resolve pending hashes. ``argv[0]`` is the
     run that left this sync behind (there to be seen in `ps`)."""
     lineage = "--lineage" in argv
-    target = argv[argv.index("--db") + 1] if "--db" in argv else None
+    target = os.environ.get(TARGET_ENV) or None
     from ecotrain.store import spool
 
     directory = spool.spool_dir()
