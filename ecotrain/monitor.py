@@ -500,6 +500,11 @@ class Recorder:
         self.watch.close()
         if spooled is None and not written:
             _last_resort(record)
+        elif not written and _spool_used_reserve():
+            say(
+                "ecotrain: disk full: the record went into the space the spool keeps in "
+                "reserve; free some space and run `ecotrain sync`"
+            )
         if not self.opts.quiet:
             say(summary_line(record["run"], written or spooled is not None))
         return record
@@ -760,6 +765,12 @@ def _child_setup(closed: list[int]) -> Any:
                 pass
 
     return setup
+
+
+def _spool_used_reserve() -> bool:
+    from ecotrain.store import spool
+
+    return spool.used_reserve
 
 
 def _last_resort(record: dict) -> None:

@@ -138,6 +138,18 @@ def print_run(run: dict, samples: list[dict], as_json: bool = False) -> None:
         ("timeline", f"{len(samples)} points"),
         ("ecotrain", run.get("ecotrain_version")),
     ]
+    if run.get("end_reason"):
+        lines.insert(3, ("end reason", run["end_reason"]))
+    if run.get("status") == "lost":
+        # The wrapper was killed (SIGKILL, OOM): its command may have run on, unmeasured.
+        lines.insert(
+            3,
+            (
+                "not measured",
+                f"after the last heartbeat, {fmt_time(run.get('heartbeat_at'))} UTC: the "
+                "wrapper stopped there; the command may have kept running unmeasured",
+            ),
+        )
     for note in run.get("notes") or []:
         lines.append(("note", note))
     width = max(len(k) for k, _ in lines)
