@@ -144,7 +144,7 @@ def test_every_shape_stays_out_of_db_spool_and_outputs(isolated: Path, db_path: 
     nothing reaches the database file, the spool, `show`, `runs --json` or the exports."""
     args = [a for shape, _ in SHAPES for a in shape]
     child = [sys.executable, "-c", "pass"]
-    out = run_cli("run", "--project", HF, "--tag", f"note={PW}", "--", *child, *args)
+    out = run_cli("run", "--project", HF, "--tag", f"wandb_key={PW}", "--", *child, *args)
     assert out.returncode == 0, out.stderr
     rows = wait_synced(db_path)
     assert len(rows) == 1 and rows[0]["status"] == "finished"
