@@ -32,6 +32,8 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 MAX_POINTS = 2000
 # After the child exits, wait at most this long for the database write; the spool keeps it.
 FINAL_WRITE_TIMEOUT_S = 0.05
+# How long the end of a short run waits for a SQLite lock to write its record itself.
+LITE_WRITE_TIMEOUT_S = 0.05
 # How long the end of a run waits for sensor discovery that has not finished yet.
 SENSOR_START_WAIT_S = 10.0
 # The writer imports SQLAlchemy (~0.2 s of CPU) only once the command has run this long: a
@@ -485,6 +487,10 @@ class Recorder:
             str(c.get("checkpoint_id", "")).startswith("pending:")
             for c in record.get("checkpoints") or []
         )
+        if not written and not pending:
+            # A short command into an existing SQLite store: a few ms with sqlite3, instead
+            # of a detached sync that imports SQLAlchemy (0.3 s CPU, 40 MiB).
+            written = _write_lite(self.target, record)
         if written and spooled is not None:
             from ecotrain.store.spool import discard_if_same
 
@@ -682,6 +688,17 @@ def _absolute_target(value: str | None) -> str | None:
     if value and "://" not in value:
         return str(Path(value).expanduser().resolve())
     return value
+
+
+def _write_lite(target: str | None, record: dict) -> bool:
+    """Write a record with the standard library's sqlite3 if the store allows it."""
+    try:
+        from ecotrain.store import lite
+
+        path = lite.sqlite_file(target)
+        return path is not None and lite.write(path, record, LITE_WRITE_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - the spool and the detached sync remain
+        return False
 
 
 def _sync_detached(target: str | None, run_id: str, lineage: bool) -> None:

@@ -647,3 +647,64 @@ def test_disk_full_without_reserve_prints_the_record(full_disk: Path) -> None:
     line = [ln for ln in out.stderr.splitlines() if ln.startswith("{")]
     record = json.loads(line[0])
     assert record["run"]["exit_code"] == 4 and record["run"]["status"] == "failed"
+
+
+# -- item 15: a short run's record without SQLAlchemy -----------------------------------------
+
+
+def _rows(db: Path) -> tuple[list, list]:
+    def norm(v):
+        return None if v == "null" else v  # SQLAlchemy's JSON null vs SQL NULL: both None
+
+    with sqlite3.connect(db) as conn:
+        runs = [tuple(norm(v) for v in r) for r in conn.execute("select * from runs")]
+        samples = conn.execute("select * from samples order by t_s").fetchall()
+    return runs, samples
+
+
+def test_the_light_sqlite_writer_stores_what_the_store_stores(isolated: Path) -> None:
+    from ecotrain.store import lite
+    from ecotrain.store.db import Store
+
+    out = run_cli(
+        "run",
+        "--tag",
+        "lr=3e-4",
+        "--",
+        sys.executable,
+        "-c",
+        "import time; time.sleep(0.4)",
+        env={"ECOTRAIN_DB": "postgresql://postgres@127.0.0.1:1/x"},
+    )
+    assert out.returncode == 0, out.stderr
+    (spooled,) = (isolated / "home" / "data" / "spool").glob("*.json")
+    record = json.loads(spooled.read_text())
+    assert record["samples"]
+    full, light = isolated / "full.db", isolated / "light.db"
+    Store(full).write_record(record)
+    Store(light)  # the schema, as any earlier run made it
+    assert lite.write(light, record, timeout_s=1.0)
+    assert _rows(light) == _rows(full)
+    # newer state wins in both: an older running state never replaces the final one
+    older = {**record, "run": {**record["run"], "ended_at": None, "status": "running"}}
+    assert lite.write(light, older, timeout_s=1.0)
+    Store(full).write_record(older)
+    assert _rows(light) == _rows(full)
+    assert _rows(light)[0][0][0] == record["run"]["run_id"]
+
+
+def test_a_short_run_leaves_no_detached_sync_behind(isolated: Path, db_path: Path) -> None:
+    """The store exists: the wrapper writes a short run's record itself, in milliseconds."""
+    first = run_cli("run", "--", "true")
+    assert first.returncode == 0
+    wait_synced(db_path)
+    spawned = []
+    for _ in range(3):
+        out = run_cli("run", "--", "sh", "-c", "exit 3")
+        assert out.returncode == 3
+        spawned += [p for p in _procs_with("ecotrain.store.detached") if _alive(p)]
+    with sqlite3.connect(db_path) as conn:
+        codes = [r[0] for r in conn.execute("select exit_code from runs order by started_at")]
+    assert codes == [0, 3, 3, 3]  # written before the wrapper exited
+    assert not spawned
+    assert not list((isolated / "home" / "data" / "spool").glob("*.json"))

@@ -34,6 +34,20 @@ def _timeout(_signum: int, _frame: object) -> None:
     raise TimeoutError("ecotrain detached sync: step timed out")
 
 
+def _push_lite(directory: object, target: str | None) -> None:
+    """Write what the standard library can (records for an existing SQLite store), so most
+    syncs end without importing SQLAlchemy."""
+    from ecotrain.store import lite, spool
+
+    for path in spool.pending(directory):
+        record = spool.load(path)
+        if record is None or "run" not in record:
+            continue
+        db = lite.sqlite_file(spool.resolve_target(record.get("target"), [target]))
+        if db is not None and lite.write(db, record, timeout_s=5.0):
+            spool.discard_if_same(path, record)
+
+
 def main(argv: list[str]) -> int:
     """Push the spool if anything is in it; then resolve pending hashes. ``argv[0]`` is the
     run that left this sync behind (there to be seen in `ps`). Returns 0, or 1 if a step
@@ -51,6 +65,7 @@ def main(argv: list[str]) -> int:
         # Anything pending, not only this run's record: the wrapper's writer may have pushed
         # this run's record and been cut off (the wrapper exits at once) before the rest.
         _deadline(SYNC_TIMEOUT_S)
+        _push_lite(directory, target)
         if spool.pending(directory):
             from ecotrain.store.db import sync_all
 
