@@ -606,6 +606,8 @@ def _fill(path: Path) -> Path:
 
 @pytest.fixture
 def full_disk(tmp_path: Path, monkeypatch):
+    """The data dir (spool) on a small file system; the store on a server that is down (a
+    SQLite store on the same full disk may still take a record into its WAL's free pages)."""
     mnt = tmp_path / "small"
     _small_fs(mnt, "3m")
     monkeypatch.setenv("ECOTRAIN_DATA_DIR", str(mnt / "data"))
@@ -614,13 +616,16 @@ def full_disk(tmp_path: Path, monkeypatch):
     subprocess.run(["umount", "-l", str(mnt)])
 
 
+DOWN = {"ECOTRAIN_DB": "postgresql://postgres@127.0.0.1:1/x"}
+
+
 def test_disk_full_keeps_the_record_in_the_reserve_and_says_so(full_disk: Path) -> None:
     first = run_cli("run", "--", "sh", "-c", "exit 0")
     assert first.returncode == 0, first.stderr
     wait_synced(full_disk / "e.db")
     assert (full_disk / "data" / "spool" / ".reserve").exists()
     filler = _fill(full_disk)
-    out = run_cli("run", "--", "sh", "-c", "exit 4")
+    out = run_cli("run", "--", "sh", "-c", "exit 4", env=DOWN)
     assert out.returncode == 4
     spooled = list((full_disk / "data" / "spool").glob("*.json"))
     assert len(spooled) == 1
@@ -628,7 +633,7 @@ def test_disk_full_keeps_the_record_in_the_reserve_and_says_so(full_disk: Path) 
     assert any("disk full" in n for n in record["run"]["notes"])
     assert "disk full" in out.stderr
     filler.unlink()
-    sync = run_cli("sync")
+    sync = run_cli("sync", "--retarget")  # the server is still down: into the SQLite store
     assert sync.returncode == 0, sync.stderr
     with sqlite3.connect(full_disk / "e.db") as conn:
         codes = sorted(r[0] for r in conn.execute("select exit_code from runs"))
@@ -641,7 +646,7 @@ def test_disk_full_without_reserve_prints_the_record(full_disk: Path) -> None:
     wait_synced(full_disk / "e.db")
     (full_disk / "data" / "spool" / ".reserve").unlink()
     _fill(full_disk)
-    out = run_cli("run", "--", "sh", "-c", "exit 4")
+    out = run_cli("run", "--", "sh", "-c", "exit 4", env=DOWN)
     assert out.returncode == 4
     assert "NOT recorded" in out.stderr
     line = [ln for ln in out.stderr.splitlines() if ln.startswith("{")]
