@@ -703,11 +703,14 @@ def test_a_short_run_leaves_no_detached_sync_behind(isolated: Path, db_path: Pat
     first = run_cli("run", "--", "true")
     assert first.returncode == 0
     wait_synced(db_path)
+    before = set(_procs_with("ecotrain.store.detached"))  # other tests' syncs
     spawned = []
     for _ in range(3):
         out = run_cli("run", "--", "sh", "-c", "exit 3")
         assert out.returncode == 3
-        spawned += [p for p in _procs_with("ecotrain.store.detached") if _alive(p)]
+        spawned += [
+            p for p in _procs_with("ecotrain.store.detached") if _alive(p) and p not in before
+        ]
     with sqlite3.connect(db_path) as conn:
         codes = [r[0] for r in conn.execute("select exit_code from runs order by started_at")]
     assert codes == [0, 3, 3, 3]  # written before the wrapper exited
