@@ -703,14 +703,17 @@ def test_a_short_run_leaves_no_detached_sync_behind(isolated: Path, db_path: Pat
     first = run_cli("run", "--", "true")
     assert first.returncode == 0
     wait_synced(db_path)
-    before = set(_procs_with("ecotrain.store.detached"))  # other tests' syncs
+    def mine(pid: int) -> bool:  # started from this test's directory, not another's
+        try:
+            return os.readlink(f"/proc/{pid}/cwd") == str(Path.cwd())
+        except OSError:
+            return False
+
     spawned = []
     for _ in range(3):
         out = run_cli("run", "--", "sh", "-c", "exit 3")
         assert out.returncode == 3
-        spawned += [
-            p for p in _procs_with("ecotrain.store.detached") if _alive(p) and p not in before
-        ]
+        spawned += [p for p in _procs_with("ecotrain.store.detached") if _alive(p) and mine(p)]
     with sqlite3.connect(db_path) as conn:
         codes = [r[0] for r in conn.execute("select exit_code from runs order by started_at")]
     assert codes == [0, 3, 3, 3]  # written before the wrapper exited
