@@ -632,9 +632,8 @@ class Monitor(Recorder):
         self._pid = os.getpid()
         # Handlers first: a SIGTERM that arrives while the child is being spawned must
         # neither kill the wrapper (orphaning the child, losing the record) nor be lost.
-        # They stay installed until the wrapper exits: the record is being written then.
-        for sig in FORWARDED:
-            signal.signal(sig, self._forward)
+        # They stay installed until the record is written (a late signal is ignored then).
+        previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED}
         if self._early_signal is not None:
             failed_start = 128 + self._early_signal
             self.notes.append(
@@ -679,6 +678,8 @@ class Monitor(Recorder):
                 status, reason = "killed", f"{self.budget_stop} ({reason or 'exit code 0'})"
         self.stop()
         self.finish(code, status, reason, cpu_seconds)
+        for sig, handler in previous.items():  # for callers that go on (tests, the API)
+            signal.signal(sig, handler)
         return code
 
 
