@@ -77,18 +77,15 @@ class Sample:
     tree_procs: int | None = None  # processes the tree had, the command's included
 
 
-def become_subreaper() -> bool:
-    """Make this process the reaper of every orphan below it (Linux >= 3.4)."""
+def set_subreaper(on: bool) -> bool:
+    """Make this process the reaper of every orphan below it, or stop (Linux >= 3.4)."""
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+        return libc.prctl(36, int(on), 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         return False
-
-
-SUBREAPER = False
 
 
 def measure(argv: list[str], env: dict[str, str], cwd: Path, stamp: Path | None = None) -> Sample:
@@ -96,11 +93,23 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, stamp: Path | None 
 
     wait4's ru_maxrss is no use here: a forked child inherits the harness's high-water mark.
     """
-    global SUBREAPER
-    if not SUBREAPER:
-        SUBREAPER = become_subreaper()
+    # A subreaper only while measuring: the harness (or a test session) must not collect
+    # the orphans of everything else it runs.
+    subreaper = set_subreaper(True)
+    try:
+        return _measure(argv, env, cwd, stamp, subreaper)
+    finally:
+        if subreaper:
+            set_subreaper(False)
+
+
+def _measure(
+    argv: list[str], env: dict[str, str], cwd: Path, stamp: Path | None, subreaper: bool
+) -> Sample:
     if stamp is not None:
         stamp.unlink(missing_ok=True)
+    me = os.getpid()
+    others = set(_descendants(me))  # not ours to wait for or count (a test's servers)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -109,7 +118,7 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, stamp: Path | None 
     tree = {"sum": 0, "max": 0, "pids": set(), "stop": False}
     poller = threading.Thread(target=_poll_rss, args=(proc.pid, peak), daemon=True)
     poller.start()
-    tree_poller = threading.Thread(target=_poll_tree, args=(tree,), daemon=True)
+    tree_poller = threading.Thread(target=_poll_tree, args=(tree, others), daemon=True)
     tree_poller.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
@@ -121,14 +130,15 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, stamp: Path | None 
         latency = exited_at - float(stamp.read_text())
     tree_cpu = usage.ru_utime + usage.ru_stime
     tree_wall = None
-    if SUBREAPER:
+    if subreaper:
         # What the command left behind is ours now: wait for all of it.
-        while True:
-            try:
-                _, _, more = os.wait4(-1, 0)
-            except ChildProcessError:
-                break
-            tree_cpu += more.ru_utime + more.ru_stime
+        while left := [p for p in _children(me) if p not in others]:
+            for pid in left:
+                try:
+                    _, _, more = os.wait4(pid, 0)
+                except ChildProcessError:
+                    continue
+                tree_cpu += more.ru_utime + more.ru_stime
         tree_wall = time.perf_counter() - t0
     tree["stop"] = True
     tree_poller.join(timeout=1.0)
@@ -139,35 +149,41 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, stamp: Path | None 
         exit_latency_s=latency,
         rc=proc.returncode,
         tree_wall_s=tree_wall,
-        tree_cpu_s=tree_cpu if SUBREAPER else None,
-        tree_rss_mb=tree["sum"] / 2**20 if SUBREAPER else None,
-        tree_max_proc_mb=tree["max"] / 2**20 if SUBREAPER else None,
-        tree_procs=len(tree["pids"]) if SUBREAPER else None,
+        tree_cpu_s=tree_cpu if subreaper else None,
+        tree_rss_mb=tree["sum"] / 2**20 if subreaper else None,
+        tree_max_proc_mb=tree["max"] / 2**20 if subreaper else None,
+        tree_procs=len(tree["pids"]) if subreaper else None,
     )
 
 
-def _descendants(pid: int) -> list[int]:
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(k) for k in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def _descendants(pid: int, skip: set[int] | frozenset[int] = frozenset()) -> list[int]:
     out, todo = [], [pid]
     while todo:
-        p = todo.pop()
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    kids = [int(k) for k in f.read().split()]
-                out += kids
-                todo += kids
-        except OSError:
-            continue
+        kids = [k for k in _children(todo.pop()) if k not in skip]
+        out += kids
+        todo += kids
     return out
 
 
-def _poll_tree(tree: dict) -> None:
-    """Every 10 ms: the RSS of every process below this harness (the subreaper), summed."""
+def _poll_tree(tree: dict, others: set[int]) -> None:
+    """Every 10 ms: the RSS of every process below this harness (the subreaper), summed;
+    ``others`` (and theirs) were there before the command and are not counted."""
     page = os.sysconf("SC_PAGE_SIZE")
     me = os.getpid()
     while not tree["stop"]:
         total = 0
-        for pid in _descendants(me):
+        for pid in _descendants(me, others):
             try:
                 with open(f"/proc/{pid}/statm") as f:
                     rss = int(f.read().split()[1]) * page

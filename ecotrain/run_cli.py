@@ -155,6 +155,10 @@ def entry(args: list[str]) -> None:
     from ecotrain.monitor import _closed_std_fds
 
     closed = _closed_std_fds()  # before opening any file of ours
+    if sys.stderr is None:
+        # Python found fd 2 closed at start: print(file=None) would write to stdout, the
+        # child's. Our remarks (budget warnings, ...) go nowhere instead.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
         code = main(args, closed)
     except UserError as e:
