@@ -703,6 +703,7 @@ def test_a_short_run_leaves_no_detached_sync_behind(isolated: Path, db_path: Pat
     first = run_cli("run", "--", "true")
     assert first.returncode == 0
     wait_synced(db_path)
+
     def mine(pid: int) -> bool:  # started from this test's directory, not another's
         try:
             return os.readlink(f"/proc/{pid}/cwd") == str(Path.cwd())
