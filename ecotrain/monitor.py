@@ -492,9 +492,10 @@ class Recorder:
             # of a detached sync that imports SQLAlchemy (0.3 s CPU, 40 MiB).
             written = _write_lite(self.target, record)
         if written and spooled is not None:
-            from ecotrain.store.spool import discard_if_same
-
-            discard_if_same(spooled, record)
+            # The file holds this very record: no later state of the run can have replaced it
+            # (heartbeats stop once the final record is spooled), so no need to re-read and
+            # compare it (tens of ms for a 2 MB argv).
+            spooled.unlink(missing_ok=True)
         if (spooled is not None and not written) or pending:
             # The detached sync also hashes checkpoints the run wrote in its last moments.
             _sync_detached(self.target, self.run_id, lineage=pending)
