@@ -57,6 +57,7 @@ class RunOptions:
     expected_duration_s: float | None = None
     live_every_s: float | None = None  # print a progress line on a terminal's stderr
     closed_fds: list[int] = field(default_factory=list)  # std fds closed when we started
+    early_signals: list[int] = field(default_factory=list)  # got while ecotrain started up
 
 
 class Timeline:
@@ -635,6 +636,8 @@ class Monitor(Recorder):
         # neither kill the wrapper (orphaning the child, losing the record) nor be lost.
         # They stay installed until the record is written (a late signal is ignored then).
         previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED}
+        if self.opts.early_signals and self._early_signal is None:
+            self._early_signal = self.opts.early_signals[0]  # before this, while starting up
         if self._early_signal is not None:
             failed_start = 128 + self._early_signal
             self.notes.append(

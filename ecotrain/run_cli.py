@@ -86,7 +86,9 @@ def parse_tags(tags: list[str] | None) -> dict[str, str]:
     return out
 
 
-def main(args: list[str], closed_fds: list[int] | None = None) -> int:
+def main(
+    args: list[str], closed_fds: list[int] | None = None, early_signals: list[int] | None = None
+) -> int:
     """Parse `ecotrain run` options, run the command, return its exit code. ``closed_fds``:
     which of stdin/stdout/stderr were closed when ecotrain started (the child gets them so)."""
     ns = build_parser().parse_args(args)
@@ -133,6 +135,7 @@ def main(args: list[str], closed_fds: list[int] | None = None) -> int:
         ),
         live_every_s=max(0.5, ns.live_every) if ns.live else None,
         closed_fds=list(closed_fds or []),
+        early_signals=early_signals if early_signals is not None else [],
     )
     return Monitor(options, site).run()
 
@@ -152,6 +155,13 @@ def entry(args: list[str]) -> None:
 
     The child's code is returned whatever happened to our own stdout/stderr (closed, a
     broken pipe): those only ever carry ecotrain's remarks."""
+    import signal
+
+    # From the first moment: a SIGTERM while ecotrain starts up must not kill it silently.
+    # Monitor.run sees it, does not start the command and records the run as killed.
+    early: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: early.append(signum))
     from ecotrain.monitor import _closed_std_fds
 
     closed = _closed_std_fds()  # before opening any file of ours
@@ -160,7 +170,7 @@ def entry(args: list[str]) -> None:
         # child's. Our remarks (budget warnings, ...) go nowhere instead.
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
-        code = main(args, closed)
+        code = main(args, closed, early)
     except UserError as e:
         _say(f"ecotrain: error: {e}")
         code = e.exit_code

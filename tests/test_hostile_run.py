@@ -340,10 +340,14 @@ def test_sigterm_right_after_the_child_starts_is_forwarded_and_recorded(
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
-def test_sigterm_at_any_moment_of_the_start_never_orphans_the_child(isolated: Path) -> None:
-    """SIGTERM 0-250 ms after launch: either the wrapper had no child yet (it may die as any
-    process does before it set up), or it exits 143 with the child stopped; never an orphan."""
+def test_sigterm_at_any_moment_of_the_start_never_orphans_the_child(
+    isolated: Path, db_path: Path
+) -> None:
+    """SIGTERM 0-250 ms after launch: either the interpreter had not reached ecotrain yet
+    (it dies as any process does), or the wrapper exits 143, the child (if any) stopped,
+    and the run is recorded as killed (before it started, if it had not); never an orphan."""
     marker = "42.5"
+    handled = 0
     for i in range(20):
         wrapper = subprocess.Popen(
             [ECOTRAIN, "run", "-q", "--", "sleep", marker],
@@ -354,8 +358,16 @@ def test_sigterm_at_any_moment_of_the_start_never_orphans_the_child(isolated: Pa
         wrapper.send_signal(signal.SIGTERM)
         wrapper.wait(timeout=30)
         assert wrapper.returncode in (143, -signal.SIGTERM), (i, wrapper.returncode)
+        handled += wrapper.returncode == 143
         time.sleep(0.05)
         assert not [p for p in _procs_with(marker) if _alive(p)], f"orphan on try {i}"
+    deadline = time.monotonic() + 60
+    while True:
+        rows = [r for r in wait_synced(db_path, timeout=1) if r["status"] == "killed"]
+        if len(rows) >= handled or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert handled and len(rows) == handled
 
 
 # -- item 6: stderr closed, broken pipe -----------------------------------------------------
