@@ -12,6 +12,11 @@ Sections:
   `codecarbon monitor --offline --country-iso-code FRA --`, interleaved (the order rotates
   each repetition), on `true` and on a sleeping Python child; wall time, CPU time and peak
   RSS from wait4(2), and the exit latency (the child's last timestamp to the wrapper's exit).
+  The whole cost too: this harness is a subreaper (prctl PR_SET_CHILD_SUBREAPER), so the
+  processes a wrapper leaves behind (ecotrain's detached `sync`) become its children; it
+  waits for every one of them, until the record is stored, and sums their CPU and RSS.
+  codecarbon runs from its own clean virtual environment (``--codecarbon``, made by
+  ``--make-codecarbon-venv``): beside ecotrain's pandas and pyarrow its RSS is larger.
 - sampling: CPU per sample tick of each tool, from two runs of the same sleeping child at a
   fast and at a slow sample interval: (CPU_fast - CPU_slow) / (ticks_fast - ticks_slow).
 - hooks: the other benchmark scripts in bench/ (see HOOKS), each run as `python bench/X.py`.
@@ -63,6 +68,24 @@ class Sample:
     rss_mb: float  # the command's own peak resident set (polled every 10 ms; not its child's)
     exit_latency_s: float | None  # child's last timestamp -> the command's exit
     rc: int
+    # The whole tree, including what outlives the command (a detached sync), until every
+    # process of it has exited: for ecotrain, until the record is stored.
+    tree_wall_s: float | None = None
+    tree_cpu_s: float | None = None
+    tree_rss_mb: float | None = None  # peak of the sum of the tree's RSS
+    tree_max_proc_mb: float | None = None  # the largest single process of the tree
+    tree_procs: int | None = None  # processes the tree had, the command's included
+
+
+def set_subreaper(on: bool) -> bool:
+    """Make this process the reaper of every orphan below it, or stop (Linux >= 3.4)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, int(on), 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
 
 
 def measure(argv: list[str], env: dict[str, str], cwd: Path, stamp: Path | None = None) -> Sample:
@@ -70,30 +93,107 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, stamp: Path | None 
 
     wait4's ru_maxrss is no use here: a forked child inherits the harness's high-water mark.
     """
+    # A subreaper only while measuring: the harness (or a test session) must not collect
+    # the orphans of everything else it runs.
+    subreaper = set_subreaper(True)
+    try:
+        return _measure(argv, env, cwd, stamp, subreaper)
+    finally:
+        if subreaper:
+            set_subreaper(False)
+
+
+def _measure(
+    argv: list[str], env: dict[str, str], cwd: Path, stamp: Path | None, subreaper: bool
+) -> Sample:
     if stamp is not None:
         stamp.unlink(missing_ok=True)
+    me = os.getpid()
+    others = set(_descendants(me))  # not ours to wait for or count (a test's servers)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     peak = [0]
+    tree = {"sum": 0, "max": 0, "pids": set(), "stop": False}
     poller = threading.Thread(target=_poll_rss, args=(proc.pid, peak), daemon=True)
     poller.start()
+    tree_poller = threading.Thread(target=_poll_tree, args=(tree, others), daemon=True)
+    tree_poller.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    poller.join(timeout=1.0)
     exited_at = time.time()
+    poller.join(timeout=1.0)
     proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
     latency = None
     if stamp is not None and stamp.exists():
         latency = exited_at - float(stamp.read_text())
+    tree_cpu = usage.ru_utime + usage.ru_stime
+    tree_wall = None
+    if subreaper:
+        # What the command left behind is ours now: wait for all of it.
+        while left := [p for p in _children(me) if p not in others]:
+            for pid in left:
+                try:
+                    _, _, more = os.wait4(pid, 0)
+                except ChildProcessError:
+                    continue
+                tree_cpu += more.ru_utime + more.ru_stime
+        tree_wall = time.perf_counter() - t0
+    tree["stop"] = True
+    tree_poller.join(timeout=1.0)
     return Sample(
         wall_s=wall,
         cpu_s=usage.ru_utime + usage.ru_stime,
         rss_mb=peak[0] / 2**20,
         exit_latency_s=latency,
         rc=proc.returncode,
+        tree_wall_s=tree_wall,
+        tree_cpu_s=tree_cpu if subreaper else None,
+        tree_rss_mb=tree["sum"] / 2**20 if subreaper else None,
+        tree_max_proc_mb=tree["max"] / 2**20 if subreaper else None,
+        tree_procs=len(tree["pids"]) if subreaper else None,
     )
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(k) for k in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def _descendants(pid: int, skip: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        kids = [k for k in _children(todo.pop()) if k not in skip]
+        out += kids
+        todo += kids
+    return out
+
+
+def _poll_tree(tree: dict, others: set[int]) -> None:
+    """Every 10 ms: the RSS of every process below this harness (the subreaper), summed;
+    ``others`` (and theirs) were there before the command and are not counted."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    me = os.getpid()
+    while not tree["stop"]:
+        total = 0
+        for pid in _descendants(me, others):
+            try:
+                with open(f"/proc/{pid}/statm") as f:
+                    rss = int(f.read().split()[1]) * page
+            except (OSError, ValueError, IndexError):
+                continue
+            tree["pids"].add(pid)
+            total += rss
+            tree["max"] = max(tree["max"], rss)
+        tree["sum"] = max(tree["sum"], total)
+        time.sleep(0.01)
 
 
 def _poll_rss(pid: int, peak: list[int]) -> None:
@@ -115,6 +215,50 @@ def find_tool(name: str) -> str | None:
     """The console script beside this interpreter (the venv's), else on PATH."""
     local = Path(sys.executable).parent / name
     return str(local) if local.exists() else shutil.which(name)
+
+
+# codecarbon in a virtual environment of its own: its cost as a user who installs it alone
+# would see it (beside pandas 3 and pyarrow its RSS grows from ~99 to ~140 MiB).
+CC_VENV = Path.home() / ".cache" / "ecotrain-bench" / "codecarbon-venv"
+CC_VERSION = "codecarbon==3.3.2"
+
+
+def make_codecarbon_venv(path: Path = CC_VENV) -> None:
+    """Create ``path`` with only codecarbon (and what it needs) installed."""
+    if (path / "bin" / "codecarbon").exists():
+        return
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    subprocess.run([str(path / "bin" / "pip"), "install", "-q", CC_VERSION], check=True)
+
+
+def codecarbon_tool(given: Path | None) -> str | None:
+    """The codecarbon to compare with: given, else the clean venv's, else beside us."""
+    if given is not None:
+        return str(given) if given.exists() else None
+    clean = CC_VENV / "bin" / "codecarbon"
+    return str(clean) if clean.exists() else find_tool("codecarbon")
+
+
+def _python_of(tool: str | None) -> str | None:
+    if not tool:
+        return None
+    python = Path(tool).parent / "python"
+    return str(python) if python.exists() else None
+
+
+def codecarbon_info(tool: str | None) -> str:
+    """codecarbon's version and where it runs from (its own venv or ecotrain's)."""
+    if not tool:
+        return "not installed"
+    python = _python_of(tool) or sys.executable
+    version = subprocess.run(
+        [python, "-c", "import importlib.metadata as m; print(m.version('codecarbon'))"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    own = Path(python).parent != Path(sys.executable).parent
+    where = "its own clean venv" if own else "ecotrain's venv (beside pandas, pyarrow)"
+    return f"{version or '?'} ({where}: {tool})"
 
 
 def wrap(tool: str, child: list[str], exe: dict[str, str | None]) -> list[str]:
@@ -190,9 +334,27 @@ def summarise(samples: dict[str, list[Sample]]) -> dict[str, dict]:
             "exit_latency_median_s": statistics.median(latencies) if latencies else None,
             "failed": sum(1 for s in runs if s.rc != 0),
         }
+        trees = [s for s in runs if s.tree_wall_s is not None]
+        if trees:
+            out[tool].update(
+                tree_wall_median_s=statistics.median(s.tree_wall_s for s in trees),
+                tree_overhead_median_s=statistics.median(s.tree_wall_s for s in trees) - bare_med,
+                tree_cpu_median_s=statistics.median(s.tree_cpu_s for s in trees),
+                tree_rss_mb=max(s.tree_rss_mb for s in trees),
+                tree_max_proc_mb=max(s.tree_max_proc_mb for s in trees),
+                tree_procs=max(s.tree_procs for s in trees),
+            )
     eco, cc = out.get("ecotrain"), out.get("codecarbon")
     if eco and cc and eco["overhead_median_s"] > 0:
         out["codecarbon_vs_ecotrain_overhead"] = cc["overhead_median_s"] / eco["overhead_median_s"]
+    if eco and cc and eco.get("tree_overhead_median_s", 0) > 0:
+        out["codecarbon_vs_ecotrain_tree_overhead"] = (
+            cc["tree_overhead_median_s"] / eco["tree_overhead_median_s"]
+        )
+        bare_cpu = out["bare"].get("tree_cpu_median_s") or 0.0
+        eco_cpu = eco["tree_cpu_median_s"] - bare_cpu
+        if eco_cpu > 0:
+            out["codecarbon_vs_ecotrain_tree_cpu"] = (cc["tree_cpu_median_s"] - bare_cpu) / eco_cpu
     return out
 
 
@@ -318,11 +480,11 @@ print(json.dumps({"what": what, "ticks": n, "cpu_per_tick_ms": 1000 * cpu / n}))
 """
 
 
-def tick_in_process(code: str, ticks: int, work: Path) -> dict:
+def tick_in_process(code: str, ticks: int, work: Path, python: str | None = None) -> dict:
     """Run one of the in-process tick snippets; its JSON result, or the error."""
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", code, str(ticks)],
+            [python or sys.executable, "-c", code, str(ticks)],
             capture_output=True,
             text=True,
             env=bench_env(work),
@@ -526,6 +688,35 @@ def render(info: dict, results: dict) -> str:
         if ratio:
             out += ["", f"codecarbon's added wall time is {ratio:.1f}× ecotrain's (medians)."]
         out.append("")
+        if any("tree_wall_median_s" in (block["summary"].get(t) or {}) for t in TOOLS):
+            out += [
+                f"Whole tree on {title}, until every process it started has exited (for "
+                "ecotrain: the record stored, by the detached sync where there is one):",
+                "",
+                "| tool | wall | overhead (− bare) | CPU, all processes | peak RSS, all "
+                "processes | largest process | processes |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for tool in TOOLS:
+                row = block["summary"].get(tool) or {}
+                if "tree_wall_median_s" not in row:
+                    continue
+                out.append(
+                    f"| {tool} | {_s(row['tree_wall_median_s'])} | "
+                    f"{_s(row['tree_overhead_median_s'])} | {_s(row['tree_cpu_median_s'])} | "
+                    f"{_s(row['tree_rss_mb'], 'MB', 1)} | {_s(row['tree_max_proc_mb'], 'MB', 1)}"
+                    f" | {row['tree_procs']} |"
+                )
+            wall = block["summary"].get("codecarbon_vs_ecotrain_tree_overhead")
+            cpu = block["summary"].get("codecarbon_vs_ecotrain_tree_cpu")
+            if wall:
+                out += [
+                    "",
+                    f"Whole tree: codecarbon's added wall time is {wall:.1f}× ecotrain's"
+                    + (f", its added CPU {cpu:.1f}×" if cpu else "")
+                    + " (medians).",
+                ]
+            out.append("")
     sampling = results.get("sampling")
     if sampling:
         out += [f"## CPU per sample tick ({sampling['child']})", ""]
@@ -598,12 +789,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=("overhead", "sampling", "hooks"), action="append")
     ap.add_argument("--hook-timeout", type=float, default=600.0)
     ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument(
+        "--codecarbon",
+        type=Path,
+        default=None,
+        help=f"codecarbon executable (default: {CC_VENV}/bin/codecarbon if it exists)",
+    )
+    ap.add_argument(
+        "--make-codecarbon-venv",
+        action="store_true",
+        help=f"create {CC_VENV} with codecarbon alone in it, then run",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.reps_true, args.reps_long, args.long_s, args.ticks = 3, 1, 2.0, 100
     sections = set(args.only or ("overhead", "sampling", "hooks"))
-    exe = {"ecotrain": find_tool("ecotrain"), "codecarbon": find_tool("codecarbon")}
+    if args.make_codecarbon_venv:
+        make_codecarbon_venv()
+    exe = {"ecotrain": find_tool("ecotrain"), "codecarbon": codecarbon_tool(args.codecarbon)}
     info = machine_info()
+    info["codecarbon"] = codecarbon_info(exe["codecarbon"])
     results: dict = {"machine": info}
 
     with tempfile.TemporaryDirectory(prefix="ecotrain-bench-") as tmp:
@@ -633,7 +838,9 @@ def main(argv: list[str] | None = None) -> int:
                 "tools": sampling_cost(args.long_s, args.reps_long, exe, work),
                 "in_process": {
                     "ecotrain": tick_in_process(ECOTRAIN_TICK, args.ticks, work),
-                    "codecarbon": tick_in_process(CODECARBON_TICK, args.ticks, work),
+                    "codecarbon": tick_in_process(
+                        CODECARBON_TICK, args.ticks, work, _python_of(exe["codecarbon"])
+                    ),
                 },
             }
     if "hooks" in sections:

@@ -39,6 +39,7 @@ import json
 import os
 import re
 import socket
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -177,9 +178,14 @@ class HashCache:
         if cached:
             return cached
         target = os.path.realpath(path)
-        before = os.stat(target)
-        digest = hashlib.sha256()
-        with open(target, "rb") as f:
+        # Only a regular file is read: a FIFO named like a checkpoint would block open()
+        # (and the sync behind it) forever; O_NONBLOCK opens it at once, fstat tells.
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        with open(fd, "rb") as f:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                raise OSError(f"{path} is not a regular file")
+            digest = hashlib.sha256()
             while chunk := f.read(CHUNK):
                 digest.update(chunk)
         after = os.stat(target)
@@ -449,6 +455,11 @@ class RunTracker:
                 st = os.stat(path)
             except OSError:
                 note = f"checkpoint {path} vanished before it could be identified"
+                if note not in self.notes:
+                    self.notes.append(note)
+                return None
+            if not stat.S_ISREG(st.st_mode):
+                note = f"{path}: not a regular file, not a checkpoint"
                 if note not in self.notes:
                     self.notes.append(note)
                 return None

@@ -25,7 +25,7 @@ from typing import Any
 from ecotrain import __version__
 from ecotrain.config import Settings
 from ecotrain.integrations import Reporter
-from ecotrain.redact import redact_argv
+from ecotrain.redact import redact_argv, redact_record
 from ecotrain.runwatch import RunWatch
 from ecotrain.store.records import utcnow
 
@@ -33,6 +33,8 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 MAX_POINTS = 2000
 # After the child exits, wait at most this long for the database write; the spool keeps it.
 FINAL_WRITE_TIMEOUT_S = 0.05
+# How long the end of a short run waits for a SQLite lock to write its record itself.
+LITE_WRITE_TIMEOUT_S = 0.05
 # How long the end of a run waits for sensor discovery that has not finished yet.
 SENSOR_START_WAIT_S = 10.0
 # The writer imports SQLAlchemy (~0.2 s of CPU) only once the command has run this long: a
@@ -56,6 +58,8 @@ class RunOptions:
     expected_duration_s: float | None = None
     live_every_s: float | None = None  # print a progress line on a terminal's stderr
     mlflow: bool = False  # --mlflow: log to an MLflow run (ecotrain.integrations.mlflow)
+    closed_fds: list[int] = field(default_factory=list)  # std fds closed when we started
+    early_signals: list[int] = field(default_factory=list)  # got while ecotrain started up
 
 
 class Timeline:
@@ -256,6 +260,16 @@ class Recorder:
         # MLflow / W&B destinations (none unless asked or found; stdlib only until then)
         self.reporter = Reporter([], every_s=float(self.settings.get("log_every_s", 10.0)))
         self._sampler_thread: threading.Thread | None = None
+        self._command: list[str] | None = None
+        self._command_lock = threading.Lock()
+
+    def redacted_command(self) -> list[str]:
+        """The command as recorded: redacted once (a long argv costs milliseconds), so
+        heartbeats, the final record, the spool and the database all reuse it."""
+        with self._command_lock:
+            if self._command is None:
+                self._command = redact_argv(self.opts.argv)
+            return self._command
 
     # -- sampling -----------------------------------------------------------------------
 
@@ -424,7 +438,7 @@ class Recorder:
             "run_id": self.run_id,
             "project": self.settings.get("project", "default"),
             "pid": os.getpid(),
-            "command": redact_argv(self.opts.argv),
+            "command": self.redacted_command(),
             "tags": self.opts.tags,
             "source": self.source,
             "started_at": self.started_at,
@@ -443,7 +457,8 @@ class Recorder:
         run.update(self.watch.record_columns(run, duration))
         record: dict[str, Any] = {"run": run, "samples": self.timeline.export()}
         record.update(parts)
-        return record
+        # Redacted here, once: the spool and the database writer pass a redacted record on.
+        return redact_record(record, command_redacted=True)
 
     def _spool(self, record: dict) -> Path | None:
         from ecotrain.store.spool import spool
@@ -451,7 +466,9 @@ class Recorder:
         try:
             return spool(record, target=self.target)
         except OSError as e:
-            self.notes.append(f"spool failed: {e.strerror}")
+            note = f"spool failed: {e.strerror or e}"
+            if note not in self.notes:
+                self.notes.append(note)
             return None
 
     def finish(
@@ -488,10 +505,15 @@ class Recorder:
             str(c.get("checkpoint_id", "")).startswith("pending:")
             for c in record.get("checkpoints") or []
         )
+        if not written and not pending:
+            # A short command into an existing SQLite store: a few ms with sqlite3, instead
+            # of a detached sync that imports SQLAlchemy (0.3 s CPU, 40 MiB).
+            written = _write_lite(self.target, record)
         if written and spooled is not None:
-            from ecotrain.store.spool import discard_if_same
-
-            discard_if_same(spooled, record)
+            # The file holds this very record: no later state of the run can have replaced it
+            # (heartbeats stop once the final record is spooled), so no need to re-read and
+            # compare it (tens of ms for a 2 MB argv).
+            spooled.unlink(missing_ok=True)
         if (spooled is not None and not written) or pending:
             # The detached sync also hashes checkpoints the run wrote in its last moments.
             _sync_detached(self.target, self.run_id, lineage=pending)
@@ -501,8 +523,15 @@ class Recorder:
             except Exception:  # noqa: BLE001
                 pass
         self.watch.close()
+        if spooled is None and not written:
+            _last_resort(record)
+        elif not written and _spool_used_reserve():
+            say(
+                "ecotrain: disk full: the record went into the space the spool keeps in "
+                "reserve; free some space and run `ecotrain sync`"
+            )
         if not self.opts.quiet:
-            print(summary_line(record["run"], written or spooled is not None), file=sys.stderr)
+            say(summary_line(record["run"], written or spooled is not None))
         return record
 
     def _start_lineage(self, pid: int | None) -> None:
@@ -537,6 +566,11 @@ class Monitor(Recorder):
         super().__init__(options, site)
         self.child: subprocess.Popen | None = None
         self.budget_stop: str | None = None
+        # A signal that came before the child existed (forwarded once it does), and whether
+        # the child has been reaped (its pid, hence its group id, may be reused after).
+        self._early_signal: int | None = None
+        self._reaped = False
+        self._pid = os.getpid()
 
     # -- the child ----------------------------------------------------------------------
 
@@ -551,9 +585,12 @@ class Monitor(Recorder):
             self.notes.append(f"checkpoint detection off: {_one_line(e)}")
         if self.opts.mlflow or env.get("MLFLOW_RUN_ID"):
             self._start_mlflow(env)
+        closed = sorted({*self.opts.closed_fds, *_closed_std_fds()})
         try:
             self.child = subprocess.Popen(
-                self.opts.argv, env=env, preexec_fn=_give_terminal_to_child
+                self.opts.argv,
+                env=env,
+                preexec_fn=_child_setup(closed),
             )
         except FileNotFoundError:
             self.notes.append(f"command not found: {self.opts.argv[0]}")
@@ -590,11 +627,21 @@ class Monitor(Recorder):
         self.reporter.add(lambda: sink, f"mlflow:{sink.run_id}")
 
     def _forward(self, signum: int, _frame: Any) -> None:
+        if os.getpid() != self._pid:
+            return  # in the forked child before exec: the parent forwards it
         if self.child is None:
+            # Not started yet (or starting): remember it; run() forwards it once the child
+            # exists, or does not start the command at all.
+            if self._early_signal is None:
+                self._early_signal = signum
             return
+        if self._reaped:
+            return  # the command is over; the record is being written
         try:
             os.killpg(self.child.pid, signum)
         except ProcessLookupError:
+            pass
+        except PermissionError:
             pass
         self.notes.append(f"forwarded {signal.Signals(signum).name} to the child")
 
@@ -626,9 +673,24 @@ class Monitor(Recorder):
 
     def run(self) -> int:
         """Run the child to completion and record it; returns the exit code to use."""
-        failed_start = self._start_child()
+        self._pid = os.getpid()
+        # Handlers first: a SIGTERM that arrives while the child is being spawned must
+        # neither kill the wrapper (orphaning the child, losing the record) nor be lost.
+        # They stay installed until the record is written (a late signal is ignored then).
         previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED}
+        if self.opts.early_signals and self._early_signal is None:
+            self._early_signal = self.opts.early_signals[0]  # before this, while starting up
+        if self._early_signal is not None:
+            failed_start = 128 + self._early_signal
+            self.notes.append(
+                f"{signal.Signals(self._early_signal).name} before the command started: not started"
+            )
+        else:
+            failed_start = self._start_child()
         if failed_start is None:
+            if self._early_signal is not None:
+                # arrived during the spawn: the child gets it now
+                self._forward(self._early_signal, None)
             self.start(self.child.pid)
         else:
             self.writer.start()
@@ -636,12 +698,17 @@ class Monitor(Recorder):
         self._gather_context()
 
         cpu_seconds = None
-        if failed_start is not None:
+        if failed_start is not None and self._early_signal is not None and self.child is None:
+            code, status = failed_start, "killed"
+            reason = f"killed by {signal.Signals(self._early_signal).name} before it started"
+        elif failed_start is not None:
             code, status, reason = failed_start, "failed_to_start", self.notes[-1]
-            print(f"ecotrain: error: {reason}", file=sys.stderr)
+            say(f"ecotrain: error: {reason}")
         else:
+            self.redacted_command()  # while the child runs, not after it
             # PEP 475: wait4 resumes by itself after a forwarded signal's handler returns.
             _, wait_status, rusage = os.wait4(self.child.pid, 0)
+            self._reaped = True
             _take_terminal_back()
             cpu_seconds = rusage.ru_utime + rusage.ru_stime
             if os.WIFSIGNALED(wait_status):
@@ -656,9 +723,9 @@ class Monitor(Recorder):
             if self.budget_stop is not None:
                 status, reason = "killed", f"{self.budget_stop} ({reason or 'exit code 0'})"
         self.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         self.finish(code, status, reason, cpu_seconds)
+        for sig, handler in previous.items():  # for callers that go on (tests, the API)
+            signal.signal(sig, handler)
         return code
 
 
@@ -670,13 +737,33 @@ def _absolute_target(value: str | None) -> str | None:
     return value
 
 
+def _write_lite(target: str | None, record: dict) -> bool:
+    """Write a record with the standard library's sqlite3 if the store allows it."""
+    try:
+        from ecotrain.store import lite
+
+        path = lite.sqlite_file(target)
+        return path is not None and lite.write(path, record, LITE_WRITE_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - the spool and the detached sync remain
+        return False
+
+
 def _sync_detached(target: str | None, run_id: str, lineage: bool) -> None:
-    """Let a detached process write the spooled record, so we can exit now."""
+    """Let a detached process write the spooled record, so we can exit now.
+
+    The database URL goes by environment, never on the command line: any local user can
+    read another's argv with `ps`, while /proc/PID/environ is the owner's alone."""
+    from ecotrain.store.detached import TARGET_ENV
+
+    env = dict(os.environ)
+    env.pop(TARGET_ENV, None)
+    if target:
+        env[TARGET_ENV] = target
     try:
         subprocess.Popen(
             [sys.executable, "-m", "ecotrain.store.detached", run_id]
-            + (["--lineage"] if lineage else [])
-            + (["--db", target] if target else []),
+            + (["--lineage"] if lineage else []),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -698,3 +785,70 @@ def summary_line(run: dict, recorded: bool) -> str:
         f" x PUE {run.get('pue') or '?'}) · {fmt_co2(run.get('co2_kg'))} CO2e · "
         f"{fmt_usd(run.get('cost_usd'))} · run {run['run_id'][:12]} [{run['status']}]{where}"
     )
+
+
+def say(line: str) -> None:
+    """Print one line of ours on stderr, whatever became of it: closed (``2>&-``), a broken
+    pipe, or None. Never on stdout (that is the child's), never an exception: the child's
+    exit code is what the wrapper returns."""
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _closed_std_fds() -> list[int]:
+    """Fill closed stdin/stdout/stderr with /dev/null, so that no file the wrapper opens
+    (the spool, the database) lands on fd 2 and receives what is meant for stderr; returns
+    the ones that were closed, to close them again in the child, which sees them as given."""
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    for fd in closed:
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+    return closed
+
+
+def _child_setup(closed: list[int]) -> Any:
+    def setup() -> None:
+        _give_terminal_to_child()
+        for fd in closed:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    return setup
+
+
+def _spool_used_reserve() -> bool:
+    from ecotrain.store import spool
+
+    return spool.used_reserve
+
+
+def _last_resort(record: dict) -> None:
+    """Neither the spool nor the database took the final record (disk full, read-only):
+    print it as one JSON line on stderr, the only place left, and say how to keep it."""
+    from ecotrain.store.records import dumps
+
+    try:
+        line = dumps(record)
+    except Exception:  # noqa: BLE001
+        return
+    say(
+        "ecotrain: NOT recorded: the database and the spool refused the record (disk full? "
+        "read-only?). To keep it, save the JSON line below as "
+        f"<data dir>/spool/{record['run']['run_id']}.json and run `ecotrain sync`."
+    )
+    say(line)

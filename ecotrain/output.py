@@ -167,6 +167,18 @@ def print_run(
         ("timeline", f"{len(samples)} points"),
         ("ecotrain", run.get("ecotrain_version")),
     ]
+    if run.get("end_reason"):
+        lines.insert(3, ("end reason", run["end_reason"]))
+    if run.get("status") == "lost":
+        # The wrapper was killed (SIGKILL, OOM): its command may have run on, unmeasured.
+        lines.insert(
+            3,
+            (
+                "not measured",
+                f"after the last heartbeat, {fmt_time(run.get('heartbeat_at'))} UTC: the "
+                "wrapper stopped there; the command may have kept running unmeasured",
+            ),
+        )
     for link in checkpoints or []:
         name = link.get("name") or link["checkpoint_id"][:19]
         lines.append((link["role"], f"{name}  {link['checkpoint_id'][:19]}  {link.get('path')}"))
@@ -219,14 +231,15 @@ def print_mapping(data: Mapping[str, Any], as_json: bool = False) -> None:
 
 def print_settings(settings: Any, as_json: bool = False) -> None:
     """`ecotrain config show`: each setting, its value and where it came from."""
+    from ecotrain.redact import redact_settings
+
+    values = redact_settings(settings.values)  # a database password is never shown
     if as_json:
-        print_json(
-            {k: {"value": v, "from": settings.origins.get(k)} for k, v in settings.values.items()}
-        )
+        print_json({k: {"value": v, "from": settings.origins.get(k)} for k, v in values.items()})
         return
     table(
         ["setting", "value", "from"],
-        [(k, v, settings.origins.get(k)) for k, v in sorted(settings.values.items())],
+        [(k, v, settings.origins.get(k)) for k, v in sorted(values.items())],
     )
 
 

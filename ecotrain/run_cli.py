@@ -132,8 +132,11 @@ def parse_tags(tags: list[str] | None) -> dict[str, str]:
     return out
 
 
-def main(args: list[str]) -> int:
-    """Parse `ecotrain run` options, run the command, return its exit code."""
+def main(
+    args: list[str], closed_fds: list[int] | None = None, early_signals: list[int] | None = None
+) -> int:
+    """Parse `ecotrain run` options, run the command, return its exit code. ``closed_fds``:
+    which of stdin/stdout/stderr were closed when ecotrain started (the child gets them so)."""
     ns = build_parser().parse_args(args)
     command = list(ns.command)
     if command[:1] == ["--"]:
@@ -182,6 +185,8 @@ def main(args: list[str]) -> int:
         ),
         live_every_s=max(0.5, ns.live_every) if ns.live else None,
         mlflow=ns.mlflow,
+        closed_fds=list(closed_fds or []),
+        early_signals=early_signals if early_signals is not None else [],
     )
     if ns.mlflow:
         from ecotrain.extras import require
@@ -190,21 +195,52 @@ def main(args: list[str]) -> int:
     return Monitor(options, site).run()
 
 
-def entry(args: list[str]) -> None:
-    """Run and exit with the child's code; user mistakes are one line and exit code 2."""
+def _say(line: str) -> None:
+    # never stdout (the child's), never an exception (stderr closed or a broken pipe)
     try:
-        code = main(args)
+        if sys.stderr is not None:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def entry(args: list[str]) -> None:
+    """Run and exit with the child's code; user mistakes are one line and exit code 2.
+
+    The child's code is returned whatever happened to our own stdout/stderr (closed, a
+    broken pipe): those only ever carry ecotrain's remarks."""
+    import signal
+
+    # From the first moment: a SIGTERM while ecotrain starts up must not kill it silently.
+    # Monitor.run sees it, does not start the command and records the run as killed.
+    early: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: early.append(signum))
+    from ecotrain.monitor import _closed_std_fds
+
+    closed = _closed_std_fds()  # before opening any file of ours
+    if sys.stderr is None:
+        # Python found fd 2 closed at start: print(file=None) would write to stdout, the
+        # child's. Our remarks (budget warnings, ...) go nowhere instead.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    try:
+        code = main(args, closed, early)
     except UserError as e:
-        print(f"ecotrain: error: {e}", file=sys.stderr)
+        _say(f"ecotrain: error: {e}")
         code = e.exit_code
     except ValueError as e:
         if not type(e).__module__.startswith("ecotrain"):
             raise
-        print(f"ecotrain: error: {e}", file=sys.stderr)
+        _say(f"ecotrain: error: {e}")
         code = 2
     # Skip interpreter teardown (tens of ms with SQLAlchemy loaded): the record is already
     # spooled or written, and a database write still in flight is safe to abandon — the
     # spool file is only removed once the write has committed.
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
     os._exit(code)

@@ -201,3 +201,28 @@ def test_gpu_nvml_share_splits_two_processes_by_utilisation(
     assert this["charged_j"] == pytest.approx(3 * other["charged_j"], rel=0.02)
     assert split["sum_over_counter"] == pytest.approx(1.0, abs=0.05)
     assert any(line.startswith("| ecotrain split: sum |") for line in out)
+
+
+def test_measure_waits_for_what_the_command_leaves_behind(tmp_path: Path) -> None:
+    """A wrapper that exits at once but leaves a detached process (as ecotrain's sync was):
+    the whole-tree figures wait for it and count it."""
+    argv = ["sh", "-c", "setsid sh -c 'sleep 0.6; :' </dev/null >/dev/null 2>&1 & exit 0"]
+    sample = bench.measure(argv, {}, tmp_path)
+    assert sample.rc == 0
+    assert sample.wall_s < 0.5
+    assert sample.tree_wall_s is not None and sample.tree_wall_s >= 0.6
+    assert sample.tree_procs >= 2
+
+
+def test_measure_leaves_the_callers_other_children_alone(tmp_path: Path) -> None:
+    """A server the caller runs meanwhile is neither waited for nor counted."""
+    import subprocess
+
+    server = subprocess.Popen(["sleep", "30"])
+    try:
+        sample = bench.measure(["true"], {}, tmp_path)
+        assert sample.tree_wall_s is not None and sample.tree_wall_s < 5
+        assert server.poll() is None
+    finally:
+        server.kill()
+        server.wait()

@@ -64,7 +64,10 @@ def test_database_down_at_start_spools_and_sync_pushes_once(
     files = list(_spool_dir(isolated).glob("*.json"))
     assert len(files) == 1
     record = json.loads(files[0].read_text())
-    assert record["target"] == url  # the spooled record knows where it belongs
+    # the spooled record knows where it belongs, its password masked (issue 16): sync finds
+    # the password again in the configuration, or libpq in PGPASSWORD/~/.pgpass
+    assert record["target"] == url.replace(":s3cret@", ":***@")
+    assert "s3cret" not in files[0].read_text()
     assert (record["run"]["status"], record["run"]["exit_code"]) == ("failed", 3)
     run_id = record["run"]["run_id"]
 

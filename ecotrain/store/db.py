@@ -190,7 +190,8 @@ class Store:
             if record is None or "run" not in record:
                 continue
             try:
-                if not any_target and resolve_url(record.get("target")) != self.url:
+                target = spool_mod.resolve_target(record.get("target"), [self.url])
+                if not any_target and resolve_url(target) != self.url:
                     continue
             except Exception:  # noqa: BLE001 - a bad target is sync_all's to report
                 continue
@@ -273,7 +274,11 @@ def sync_all(
     targets: dict[str, str | None] = {}
     spool_mod.clean_stale(directory)
     spooled = [] if retarget else spool_mod.pending(directory)
-    for target in [default_target] + [(spool_mod.load(p) or {}).get("target") for p in spooled]:
+    # Spooled targets have their password masked: the full URL is the configured one.
+    known = [default_target, os.environ.get("ECOTRAIN_SYNC_TARGET")]
+    for target in [default_target] + [
+        spool_mod.resolve_target((spool_mod.load(p) or {}).get("target"), known) for p in spooled
+    ]:
         try:
             targets.setdefault(resolve_url(target), target)
         except Exception as e:  # noqa: BLE001 - a record for a database we cannot name
