@@ -121,8 +121,8 @@ def _fmt_metric(metric: str, value: float | None) -> str:
     if metric == "cost_usd":
         return fmt_usd(value)
     if metric.endswith("_power_w"):
-        return fmt(value, "W", 0)
-    return fmt(value, "", 2)
+        return fmt(value, "W")
+    return fmt(value)
 
 
 def _fmt_change(change: dict[str, float | None]) -> str:
@@ -163,7 +163,7 @@ def print_comparison(result: dict[str, Any]) -> None:
     table(header, rows)
     top = max((v for r in runs for v in r["profile_w"] if v is not None), default=0.0)
     console.print(
-        f"\npower profile (IT power over each run's own time, scale 0-{fmt(top, 'W', 0)}):"
+        f"\npower profile (IT power over each run's own time, scale 0-{fmt(top, 'W')}):"
     )
     for r in runs:
         line = f"|{sparkline(r['profile_w'], top)}|" if r["profile_w"] else "(no samples)"
