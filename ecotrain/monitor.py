@@ -398,7 +398,11 @@ class Recorder:
                             sensor.notes.append(f"{sensor.name}: {_one_line(e)}")
         accounting, hardware, summaries = self.accounted(duration)
         # Checkpoints first: identifying them may add notes (a file that vanished).
-        parts = self.lineage.record_parts(final=final) if self.lineage is not None else {}
+        parts = (
+            self.lineage.record_parts(final, self.timeline.export(), duration)
+            if self.lineage is not None
+            else {}
+        )
         notes = list(self.notes)
         for s in summaries:
             notes.extend(s.notes)
@@ -504,8 +508,8 @@ class Recorder:
                 produces=self.opts.produces,
                 started_at=self.started_at,
             )
-            for path, role in self.watch.checkpoints:  # logged before the tracker existed
-                self.lineage.log_checkpoint(path, role=role)
+            for event in self.watch.checkpoints:  # logged before the tracker existed
+                self.watch.log_checkpoint(event)
         except Exception as e:  # noqa: BLE001
             self.notes.append(f"lineage tracking off: {_one_line(e)}")
 

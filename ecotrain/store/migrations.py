@@ -29,8 +29,15 @@ def _v2_progress_prediction(conn: Connection) -> None:
     _add_columns(conn, "runs", {"progress": json_type, "prediction": json_type})
 
 
+def _v3_checkpoint_write_time(conn: Connection) -> None:
+    _add_columns(conn, "run_checkpoints", {"written_s": "FLOAT", "energy_share": "FLOAT"})
+
+
 # version -> step that brings a database from version-1 to version.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_progress_prediction}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _v2_progress_prediction,
+    3: _v3_checkpoint_write_time,
+}
 
 
 def current_version(conn: Connection) -> int | None:
