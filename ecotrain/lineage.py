@@ -108,7 +108,6 @@ def shard_set(path: str) -> tuple[str, list[str]] | None:
     return f"{directory}/{prefix}-of-{n}{ext}", shards
 
 
-
 # Weights that define an HF-style checkpoint folder's identity, most preferred first.
 WEIGHT_FILES = (
     "model.safetensors", "adapter_model.safetensors", "diffusion_pytorch_model.safetensors",
@@ -129,9 +128,9 @@ def classify(path: str) -> str | None:
             head = f.read(16)
     except OSError:
         return None
-    if len(head) >= 9 and head[8:9] == b"{":
-        if 2 <= int.from_bytes(head[:8], "little") <= MAX_SAFETENSORS_HEADER:
-            return "safetensors"
+    header_len = int.from_bytes(head[:8], "little") if len(head) >= 9 else 0
+    if head[8:9] == b"{" and 2 <= header_len <= MAX_SAFETENSORS_HEADER:
+        return "safetensors"
     if head.startswith(b"GGUF"):
         return "gguf"
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
@@ -584,7 +583,8 @@ class RunTracker:
             if kind == "file" and (role == "consumed" or os.path.exists(group_path)):
                 kind = members[0].kind if role == "consumed" else classify(group_path)
                 if kind is None or (
-                    kind in NEEDS_HINT and not any(m.detected_by in ("explicit", "api") for m in members)
+                    kind in NEEDS_HINT
+                    and not any(m.detected_by in ("explicit", "api") for m in members)
                 ):
                     if kind is not None or os.path.exists(group_path):
                         data_inputs.append(os.path.basename(group_path))
@@ -608,7 +608,12 @@ class RunTracker:
         for role in ("consumed", "produced"):
             for ckpt_id, group_path, detected_by, written_s in by_role[role]:
                 paths.append(
-                    {"checkpoint_id": ckpt_id, "host": self.host, "path": group_path, "seen_at": now}
+                    {
+                        "checkpoint_id": ckpt_id,
+                        "host": self.host,
+                        "path": group_path,
+                        "seen_at": now,
+                    }
                 )
                 # Writing out weights the run itself read (a copy) produces nothing new, and
                 # must not make this run the checkpoint's producer.

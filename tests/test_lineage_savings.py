@@ -72,14 +72,22 @@ def test_pretrain_finetune_dag_and_content_identity(db_path: Path, tmp_path: Pat
     runs = {r["project"]: r for r in sqlite_utils.Database(db_path)["runs"].rows}
     assert fp1.source == "recorded" and fp1.runs == [runs["legal"]["run_id"]]
     assert fp1.citation == "2 ecotrain-recorded run(s)" and fp1.ancestors == [sha(pre)]
-    assert fp1.energy_kwh == pytest.approx(
-        runs["foundation"]["facility_energy_kwh"] + runs["legal"]["facility_energy_kwh"]
-    )
+    # Each run counts up to the moment it wrote the checkpoint (its energy share then).
+    share = {
+        r["project"]: r["energy_share"]
+        for r in sqlite_utils.Database(db_path).query(
+            "select project, energy_share from run_checkpoints join runs using (run_id) "
+            "where role = 'produced'"
+        )
+    }
+    assert all(0 < v <= 1 for v in share.values()), share
+    paid = {p: runs[p]["facility_energy_kwh"] * share[p] for p in ("foundation", "legal")}
+    assert fp1.energy_kwh == pytest.approx(paid["foundation"] + paid["legal"])
     # Lab-wide: pre.safetensors reused by two projects, its retraining avoided once.
     lab = avoided_for_runs(store.engine, RunFilter(), mode="as-published")
     assert [a.checkpoint_id for a in lab] == [sha(pre)]
     assert lab[0].reuses == 2
-    assert lab[0].energy_kwh == pytest.approx(runs["foundation"]["facility_energy_kwh"])
+    assert lab[0].energy_kwh == pytest.approx(paid["foundation"])
     # Within the project that produced it, reuse saves nothing.
     assert avoided_for_runs(store.engine, RunFilter(project="foundation")) == []
     # none: reuse listed, nothing claimed.
@@ -144,8 +152,8 @@ def test_produced_at_the_very_end_does_not_delay_exit(db_path: Path, tmp_path: P
     big = tmp_path / "final.bin"
     code = (
         # a pickle (torch's legacy format) by its first bytes, whatever the suffix
-        f"import time; f = open({str(big)!r}, 'wb'); f.write(b'\\x80\\x02' + b'\\1' * (200 * 2**20)); "
-        "f.close(); print(time.time(), flush=True)"
+        f"import time; f = open({str(big)!r}, 'wb'); "
+        "f.write(b'\\x80\\x02' + b'\\1' * (200 * 2**20)); f.close(); print(time.time(), flush=True)"
     )
     result = run("big", code)
     exit_latency = time.time() - float(result.stdout.split()[0])
