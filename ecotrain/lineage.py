@@ -580,12 +580,12 @@ class RunTracker:
         }
         data_inputs: list[str] = []
         for (group_path, role), (weights, kind, members) in groups.items():
-            if kind == "file" and (role == "consumed" or os.path.exists(group_path)):
+            # A file the user named (--uses/--produces, the API) is a checkpoint whatever
+            # its format; one found by detection must hold a model by its content.
+            named = any(m.detected_by in ("explicit", "api") for m in members)
+            if kind == "file" and not named and (role == "consumed" or os.path.exists(group_path)):
                 kind = members[0].kind if role == "consumed" else classify(group_path)
-                if kind is None or (
-                    kind in NEEDS_HINT
-                    and not any(m.detected_by in ("explicit", "api") for m in members)
-                ):
+                if kind is None or kind in NEEDS_HINT:
                     if kind is not None or os.path.exists(group_path):
                         data_inputs.append(os.path.basename(group_path))
                     continue  # not a model (a token array, a data file): not a checkpoint

@@ -621,6 +621,24 @@ def avoided_for_runs(
     return _fold_ancestors(out)
 
 
+def avoided_total(
+    items: list[Avoided],
+) -> tuple[tuple[float | None, ...], list[tuple[str, str]]]:
+    """(energy kWh, CO2e kg, cost $) avoided in all, and (name, what to register) of the
+    reused checkpoints whose footprint is unknown. A total is None (unknown) when nothing
+    in it is known; it is never a zero made of unknowns."""
+    totals = []
+    for attr in ("energy_kwh", "co2_kg", "cost_usd"):
+        known = [getattr(a, attr) for a in items if getattr(a, attr) is not None]
+        totals.append(sum(known) if known else None)
+    unknown = [
+        (a.name or a.checkpoint_id[:19], _hf_name(a.checkpoint_id) or "<its path>")
+        for a in items
+        if a.footprint.source == "unknown" and a.mode != "none"
+    ]
+    return tuple(totals), unknown
+
+
 def _fold_ancestors(items: list[Avoided]) -> list[Avoided]:
     """Avoid each retraining once: a reused checkpoint whose cost is already inside the
     claimed footprint of another reused checkpoint (its descendant) is listed with nothing
