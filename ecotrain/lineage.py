@@ -217,8 +217,22 @@ def share_until(timeline: list[list[float]] | None, t_s: float, duration_s: floa
     return min(1.0, part / total)
 
 
-def child_env(env: dict[str, str], run_id: str) -> dict[str, str]:
-    """The child's environment with the audit hook on its PYTHONPATH."""
+# run id -> {path: stat key} of its --uses files, taken just before the child starts: the
+# tracker starts after the child, by when a resume-in-place run may have overwritten them.
+_USES_BEFORE: dict[str, dict[str, str]] = {}
+
+
+def child_env(env: dict[str, str], run_id: str, uses: list[str] | None = None) -> dict[str, str]:
+    """The child's environment with the audit hook on its PYTHONPATH (and, taken now, the
+    state of the ``uses`` files before the child can change them)."""
+    before = {}
+    for item in uses or []:
+        path = os.path.abspath(os.path.expanduser(item))
+        try:
+            before[path] = _stat_key(os.stat(path))
+        except OSError:
+            continue
+    _USES_BEFORE[run_id] = before
     from ecotrain.events import events_path
 
     hook_dir = str(Path(__file__).parent / "_hook")
@@ -289,6 +303,17 @@ class HashCache:
     def by_key(self, key: str) -> str | None:
         """The sha256 of the content a file had when its stat key was ``key``."""
         return self.data.get(key)
+
+    def put(self, key: str, sha256: str) -> None:
+        """Remember a hash taken elsewhere (the audit hook, before an overwrite)."""
+        with self._lock:
+            if self.data.get(key) == sha256:
+                return
+            self.data[key] = sha256
+            try:
+                write_atomic(self.path, json.dumps(self.data))
+            except OSError:
+                pass
 
     def compute(self, path: str) -> str:
         """Hash ``path`` (or take its blob name); raises OSError if unreadable."""
@@ -367,6 +392,7 @@ class _Seen:
     stat: str | None = None  # consumed: the file's stat key when it was read
     sha256: str | None = None  # consumed: its hash then, when the hook had to take it
     kind: str | None = None  # consumed: what classify() said when it was read
+    from_hook: bool = False  # stat came from the reader (the audit hook)
 
 
 class _Lost(Exception):
@@ -397,6 +423,7 @@ class RunTracker:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._started_ns = _epoch_ns(started_at)
+        self._uses_before = _USES_BEFORE.pop(run_id, {})
         # The child starts in our working directory; it and the explicit outputs' folders
         # are where the mtime fallback looks for weights written without an audited open.
         self._scan_roots = [os.getcwd()] + sorted(
@@ -446,9 +473,11 @@ class RunTracker:
         it; taken now otherwise) and ``sha256`` its hash then, if the hook had to take it
         before the run overwrote the file: the record names the content that was read."""
         path = os.path.abspath(path)
+        from_hook = stat is not None  # taken by the reader itself, at the moment of reading
         if role == "consumed" and stat is None:
+            stat = self._uses_before.get(path)
             try:
-                stat = _stat_key(os.stat(path))
+                stat = stat or _stat_key(os.stat(path))
             except OSError:
                 stat = None
         with self._lock:
@@ -457,11 +486,20 @@ class RunTracker:
             seen = self._seen.get((path, role))
             new = seen is None
             if new:
-                seen = self._seen[(path, role)] = _Seen(path, role, detected_by, stat=stat)
+                seen = self._seen[(path, role)] = _Seen(
+                    path, role, detected_by, stat=stat, from_hook=from_hook
+                )
             if _rank(detected_by) < _rank(seen.detected_by):
                 seen.detected_by = detected_by  # keep the most direct evidence
-            if sha256 and role == "consumed" and (seen.stat in (None, stat)):
+            if role == "consumed" and from_hook and not seen.from_hook:
+                # the reader's own stat beats one ecotrain took later (or earlier)
+                seen.stat, seen.sha256, seen.from_hook = stat, None, True
+            if sha256 and role == "consumed" and seen.stat in (None, stat):
                 seen.stat, seen.sha256 = stat, sha256
+        if sha256 and stat:
+            # the content under this stat key, for anyone whose pending id names it (the
+            # run that wrote these bytes and ended before hashing them, say)
+            self.cache.put(stat, sha256)
         if role == "consumed" and new and os.path.isfile(path):
             seen.kind = classify(path)  # what was read, before the run can change it
         if role == "consumed" and (path.endswith(".index.json") or SHARD.match(path)):
@@ -884,6 +922,9 @@ def _resolve_one(old_id: str, path: str | None, cache: HashCache) -> str | None:
         except OSError:
             return None
         return combined_id(hashes) if hashes else None
+    known = cache.by_key(old_id.split(":", 2)[2])
+    if known:
+        return f"sha256:{known}"  # hashed while it still had that content
     try:
         st = os.stat(weights[0])
     except OSError:

@@ -533,7 +533,7 @@ class Monitor(Recorder):
         try:
             from ecotrain.lineage import child_env
 
-            env = child_env(env, self.run_id)
+            env = child_env(env, self.run_id, self.opts.uses)
         except Exception as e:  # noqa: BLE001 - lineage is optional, the run is not
             self.notes.append(f"checkpoint detection off: {_one_line(e)}")
         try:
