@@ -15,10 +15,26 @@ Detection, with no change to the training script:
   30 ms at the end). A concurrent process writing there is attributed to the run too.
   A non-Python child that reads a file for less than a poll interval is not seen.
 - A sharded set (``model-00001-of-00004.safetensors`` …, with its ``*.index.json``) is one
-  checkpoint. A run that writes out weights it read (a copy) consumed them; it did not
-  produce them.
+  checkpoint, and so is a Hugging Face-style folder (a ``config.json`` next to weights, or
+  a Trainer ``checkpoint-N``): its weights are its identity, its optimizer/scheduler/RNG
+  state part of it. A run that writes out weights it read (a copy) consumed them; it did
+  not produce them.
+- What is a model is judged by content, not suffix (:func:`classify`): safetensors header,
+  torch zip or pickle, GGUF, HDF5 (Keras), ONNX, flax msgpack. Suffixes only pick the
+  candidates cheaply. Token arrays (nanoGPT's ``train.bin``) and other data are not
+  checkpoints (the record notes them as such); numpy ``.npy``/``.npz`` files are
+  checkpoints only when named by ``--uses``/``--produces`` or the API, which is taken at
+  its word for any file.
 - ``--uses`` / ``--produces`` and the Python API (``run.log_checkpoint``) name them
   explicitly. A Hugging Face id (``org/name``) that is not a local path is recorded as such.
+
+What was read is the content *at the moment of reading*: the hook sends the file's stat
+key (device, inode, size, mtime) with each read, ``--uses`` files are stat'ed before the
+child starts, and before the run overwrites, removes or renames a file it read (resume in
+place) the hook makes sure that content is hashed (see ``_hook/_ecotrain_audit.py``). A
+file read and then changed before anything could hash it is left out with a note, never
+recorded under the id of its new bytes. A produced checkpoint keeps when it was last written
+(``written_s``) and the share of the run's energy spent by then (``energy_share``).
 
 Identity: a checkpoint is its content, ``sha256:<hex>``. A Hugging Face cache blob is
 already named by its sha256 (``models--org--name/blobs/<sha256>``), so it is never read. A

@@ -2,8 +2,13 @@
 
 Footprint of checkpoint C, first that applies:
 
-1. ``recorded``: the ecotrain runs that produced C, plus — recursively — the checkpoints
-   those runs consumed, each run and each checkpoint counted once;
+1. ``recorded``: *one* production of C — the first recorded run that wrote these bytes
+   (earliest start + write time) — charged up to the moment it wrote them (its energy share
+   then, from its power timeline: ``run_checkpoints.energy_share``; GPU-hours by elapsed
+   time), plus — recursively — one production of each checkpoint that production
+   consumed. A run charged for several checkpoints counts once, up to the latest moment.
+   Producing identical bytes again (a seeded rerun) is shown (``productions``), never
+   added: a figure reported once does not change when someone reproduces the checkpoint;
 2. ``registered`` / ``model_card``: a footprint stated with ``ecotrain checkpoint register``
    or read from the ``co2_eq_emissions`` of a model card next to the weights;
 3. ``catalogue``: a published figure for a well-known model (ecotrain/data/catalogue.toml);
@@ -20,10 +25,14 @@ Avoided cost of reusing C, under a named counterfactual mode:
 Rules (WBCSD avoided-emissions guidance): avoided figures are reported beside the
 footprint, never subtracted from it; in any aggregate a checkpoint's retraining is avoided
 once, however many runs reuse it — and a reused checkpoint whose cost is already inside the
-footprint of another reused checkpoint (a base model under a reused fine-tune) is listed
-with nothing claimed; and a checkpoint produced by a recorded run of the same
+claimed footprint of another reused checkpoint (a base model under a reused fine-tune) is
+listed with nothing claimed; and a checkpoint produced by a recorded run of the same
 project as its reuser saves that project nothing (the cost was paid there) — it saves only
 for reusers in other projects, and for the lab as a whole once it is reused across projects.
+The same holds up the ancestry: the parts of a footprint paid by the reusing project's own
+runs (A pretrained the base that B fine-tuned, and A reads the fine-tune) are taken out
+before anything is claimed (:meth:`Footprint.excluding`); the price is set by the first
+reuse outside the paying project, and its project's share is the one taken out.
 """
 
 from __future__ import annotations
