@@ -131,55 +131,17 @@ WEIGHT_FILES = (
 )  # fmt: skip
 FOLDER_MARKERS = frozenset({"config.json", "adapter_config.json", "trainer_state.json"})
 CHECKPOINT_DIR = re.compile(r"^(checkpoint|ckpt|step|epoch)[-_]?\d+$")
-MAX_SAFETENSORS_HEADER = 100_000_000  # safetensors' own limit
 NEEDS_HINT = frozenset({"numpy"})  # a checkpoint only when named by --uses/--produces/the API
 
 
 def classify(path: str) -> str | None:
     """What kind of model file ``path`` holds, judged by its content, else None (a data
     file: a token array, a CSV, ...). ``numpy`` arrays are returned as such: they are
-    checkpoints only when the user says so (``NEEDS_HINT``)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(16)
-    except OSError:
-        return None
-    header_len = int.from_bytes(head[:8], "little") if len(head) >= 9 else 0
-    if head[8:9] == b"{" and 2 <= header_len <= MAX_SAFETENSORS_HEADER:
-        return "safetensors"
-    if head.startswith(b"GGUF"):
-        return "gguf"
-    if head.startswith(b"\x89HDF\r\n\x1a\n"):
-        return "hdf5"  # Keras .h5 weights
-    if head.startswith(b"\x93NUMPY"):
-        return "numpy"
-    if head.startswith(b"PK\x03\x04"):
-        return _zip_kind(path)
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        return "torch"  # a pickle: torch's legacy format (or a pickled state dict)
-    lower = path.lower()
-    if lower.endswith(".onnx") and head[:1] == b"\x08":
-        return "onnx"  # protobuf ModelProto, field 1 (ir_version) first
-    if lower.endswith(".msgpack") and head and (0x80 <= head[0] <= 0x8F or head[0] in (0xDE, 0xDF)):
-        return "msgpack"  # flax serialization: a msgpack map
-    return None
+    checkpoints only when the user says so (``NEEDS_HINT``). The audit hook uses the same
+    function (it classifies a file it read before the run destroys it)."""
+    from ecotrain._hook._ecotrain_audit import classify as by_content
 
-
-def _zip_kind(path: str) -> str | None:
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-    except (OSError, zipfile.BadZipFile, ValueError):
-        return None
-    if any(n.endswith("data.pkl") for n in names):
-        return "torch"  # torch.save's zip format
-    if "model.weights.h5" in names or {"config.json", "metadata.json"} <= set(names):
-        return "keras"
-    if names and all(n.endswith(".npy") for n in names):
-        return "numpy"  # np.savez
-    return None
+    return by_content(path)
 
 
 def checkpoint_folder(directory: str) -> list[str] | None:
@@ -482,6 +444,7 @@ class RunTracker:
         detected_by: str = "api",
         stat: str | None = None,
         sha256: str | None = None,
+        kind: str | None = None,
     ) -> None:
         """Note that the run read (consumed) or wrote (produced) the model file ``path``.
 
@@ -516,7 +479,9 @@ class RunTracker:
             # the content under this stat key, for anyone whose pending id names it (the
             # run that wrote these bytes and ended before hashing them, say)
             self.cache.put(stat, sha256)
-        if role == "consumed" and new and os.path.isfile(path):
+        if role == "consumed" and kind and seen.kind is None:
+            seen.kind = kind  # classified by the hook before the run destroyed the file
+        elif role == "consumed" and new and os.path.isfile(path):
             seen.kind = classify(path)  # what was read, before the run can change it
         if role == "consumed" and (path.endswith(".index.json") or SHARD.match(path)):
             members = shard_set(path)
@@ -847,6 +812,12 @@ def _group(path: str) -> tuple[str, list[str], str] | None:
     weights = checkpoint_folder(directory)
     if weights:
         return directory, weights, "folder"
+    if (
+        not os.path.isdir(directory)
+        and CHECKPOINT_DIR.match(os.path.basename(directory))
+        and os.path.basename(path) in WEIGHT_FILES
+    ):
+        return directory, [path], "folder"  # a Trainer folder rotated away after the read
     members = shard_set(path)
     if members is not None:
         return members[0], members[1], "set"

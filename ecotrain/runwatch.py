@@ -91,13 +91,14 @@ class RunWatch:
             self.rec.lineage.log_hf_id(hf_id, role)
         if not isinstance(path, str):
             return
-        stat, sha = event.get("stat"), event.get("sha256")
+        stat, sha, kind = event.get("stat"), event.get("sha256"), event.get("kind")
         self.rec.lineage.log_checkpoint(
             path,
             role=role,
             detected_by=str(event.get("detected_by", "api")),
             stat=stat if isinstance(stat, str) else None,
             sha256=sha if isinstance(sha, str) else None,
+            kind=kind if isinstance(kind, str) else None,
         )
 
     # -- after each tick -------------------------------------------------------------------------

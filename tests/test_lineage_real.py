@@ -87,6 +87,31 @@ def test_resume_in_place_consumes_the_bytes_it_read(db_path: Path) -> None:
     assert base.source == "recorded" and base.energy_kwh and base.energy_kwh > 0
 
 
+@pytest.mark.parametrize("how", ["os.replace", "shutil.rmtree"])
+def test_content_read_survives_atomic_replace_and_folder_rotation(db_path: Path, how: str) -> None:
+    """Atomic saves (write a temp file, os.replace it over the old one) and the Trainer's
+    rotation (shutil.rmtree of an old checkpoint folder) destroy what the run read too."""
+    folder = Path("out/checkpoint-10")
+    folder.mkdir(parents=True)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(save({"w": np.arange(64, dtype=np.float32)}))
+    (folder / "config.json").write_text("{}")
+    before = sha(weights)
+    code = ST + "import shutil\nload_file('out/checkpoint-10/model.safetensors')\n"
+    if how == "os.replace":
+        code += (
+            "save_file({'w': np.zeros(64, dtype=np.float32)}, 'tmp.safetensors')\n"
+            "os.replace('tmp.safetensors', 'out/checkpoint-10/model.safetensors')\n"
+        )
+    else:
+        code += "shutil.rmtree('out/checkpoint-10')\n"
+    run("rot", code)
+    consumed = [r for r in links(db_path) if r["role"] == "consumed"]
+    assert [(r["checkpoint_id"], Path(r["path"]).name) for r in consumed] == [
+        (before, "checkpoint-10")
+    ]
+
+
 def test_read_then_changed_before_identified_is_a_note_not_a_wrong_id(tmp_path: Path) -> None:
     ckpt = tmp_path / "ckpt.safetensors"
     ckpt.write_bytes(save({"w": np.ones(8, dtype=np.float32)}))

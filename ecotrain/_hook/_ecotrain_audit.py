@@ -164,7 +164,7 @@ def _guard(path):
         return  # already changed (by another process): the tracker says it could not tell
     sha = _cached(key) or _sha256(path, key)
     if sha:
-        _emit(path, "consumed", stat=key, sha256=sha, force=True)
+        _emit(path, "consumed", stat=key, sha256=sha, kind=classify(path), force=True)
 
 
 def _guard_under(folder):
@@ -175,6 +175,56 @@ def _guard_under(folder):
         paths = [p for p in _reads if p.startswith(prefix)]
     for path in paths:
         _guard(path)
+
+
+def classify(path):
+    """What kind of model file ``path`` holds, by its content: safetensors, torch (zip or
+    pickle), gguf, hdf5 (Keras), keras (zip), onnx, msgpack (flax), numpy; None for
+    anything else (a token array, a CSV). ecotrain.lineage.classify is this function."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    header_len = int.from_bytes(head[:8], "little") if len(head) >= 9 else 0
+    if head[8:9] == b"{" and 2 <= header_len <= _MAX_HEADER:
+        return "safetensors"
+    if head.startswith(b"GGUF"):
+        return "gguf"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "hdf5"  # Keras .h5 weights
+    if head.startswith(b"\x93NUMPY"):
+        return "numpy"
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_kind(path)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "torch"  # a pickle: torch's legacy format (or a pickled state dict)
+    lower = path.lower()
+    if lower.endswith(".onnx") and head[:1] == b"\x08":
+        return "onnx"  # protobuf ModelProto, field 1 (ir_version) first
+    if lower.endswith(".msgpack") and head and (0x80 <= head[0] <= 0x8F or head[0] in (0xDE, 0xDF)):
+        return "msgpack"  # flax serialization: a msgpack map
+    return None
+
+
+def _zip_kind(path):
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    if any(n.endswith("data.pkl") for n in names):
+        return "torch"  # torch.save's zip format
+    if "model.weights.h5" in names or {"config.json", "metadata.json"} <= set(names):
+        return "keras"
+    if names and all(n.endswith(".npy") for n in names):
+        return "numpy"  # np.savez
+    return None
+
+
+_MAX_HEADER = 100_000_000  # safetensors' own limit on its JSON header
 
 
 def _cached(key):
@@ -205,7 +255,7 @@ def _sha256(path, key):
     return digest.hexdigest()
 
 
-def _emit(path, role, stat=None, sha256=None, force=False):
+def _emit(path, role, stat=None, sha256=None, kind=None, force=False):
     with _lock:
         if (path, role) in _seen and not force:
             return
@@ -225,6 +275,8 @@ def _emit(path, role, stat=None, sha256=None, force=False):
         event["stat"] = stat
     if sha256 is not None:
         event["sha256"] = sha256
+    if kind is not None:
+        event["kind"] = kind
     sink(event)
 
 
