@@ -560,7 +560,8 @@ def avoided(footprint: Footprint, mode: str, site: Site | None, reuses: int = 0)
         reuses,
         f"starting from {name} avoided training it again here: {basis} "
         f"({it_kwh:.4g} kWh IT) at PUE {site.pue:g}, {site.intensity.g_per_kwh:.4g} g CO2e/kWh "
-        f"({site.intensity.region}) and the site's price",
+        f"({site.intensity.region}) and the site's price; footprint {footprint.source}: "
+        f"{footprint.citation or 'no citation'}",
     )
 
 

@@ -379,6 +379,9 @@ def test_trainer_folders_are_one_checkpoint_each(db_path: Path) -> None:
     assert sorted(r["path"] for r in rows) == [str(out / f"checkpoint-{s}") for s in (10, 20, 30)]
     ids = {r["path"]: r["checkpoint_id"] for r in rows}
     assert ids[str(out / "checkpoint-30")] == sha(out / "checkpoint-30" / "model.safetensors")
+    tree = run_cli("lineage", rows[0]["run_id"], env={"COLUMNS": "200"})
+    wrote = [line for line in tree.stdout.splitlines() if "wrote" in line]
+    assert len(wrote) == 3 and all("out/checkpoint-" in line for line in wrote), tree.stdout
     # resuming reads weights and optimizer state: one checkpoint consumed
     resume = (
         "from safetensors.numpy import load_file; import pickle\n"
