@@ -346,12 +346,24 @@ def read_model_card(weights: str) -> dict[str, Any] | None:
         meta = yaml.safe_load(text[3:end]) or {}
     except Exception as e:  # noqa: BLE001 - a bad card is a note, not a failure
         return {"card_error": f"{card}: malformed YAML ({type(e).__name__})"}
-    co2 = meta.get("co2_eq_emissions") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    # The repo the card describes (never base_model: that is the parent), so a footprint
+    # registered for it is found for weights downloaded outside the Hugging Face cache.
+    index = meta.get("model-index")
+    named = meta.get("model_id") or (
+        index[0].get("name")
+        if isinstance(index, list) and index and isinstance(index[0], dict)
+        else None
+    )
+    repo = {"card_repo": named} if isinstance(named, str) and HF_ID.match(named) else {}
+    co2 = meta.get("co2_eq_emissions")
     if isinstance(co2, int | float):
         co2 = {"emissions": co2}
     if not isinstance(co2, dict) or not isinstance(co2.get("emissions"), int | float):
-        return None
+        return repo or None
     return {
+        **repo,
         "footprint_source": "model_card",
         "footprint_citation": f"model card {card}"
         + (f" ({co2['source']})" if co2.get("source") else ""),
@@ -719,6 +731,9 @@ class RunTracker:
         if card:
             if "card_error" in card:
                 self._note(card.pop("card_error"))
+            named = card.pop("card_repo", None)
+            if named and not row["hf_repo"]:
+                row["hf_repo"] = named  # the card says which repo these weights are
             row.update(card)
         return row, written_ns
 

@@ -339,9 +339,17 @@ def _hf_cache(root: Path, repo: str, rev: str) -> Path:
     return snap
 
 
-@pytest.mark.parametrize("read", ["file", "folder"])
+@pytest.mark.parametrize("read", ["file", "folder", "model card"])
 def test_registered_repo_found_from_the_hf_cache(db_path: Path, tmp_path: Path, read: str) -> None:
     snap = _hf_cache(tmp_path, "org/name", "0a1b2c")
+    if read == "model card":  # downloaded to a plain folder: only its card names the repo
+        plain = tmp_path / "models" / "name"
+        plain.mkdir(parents=True)
+        (plain / "model.safetensors").write_bytes((snap / "model.safetensors").read_bytes())
+        (plain / "README.md").write_text(
+            "---\nbase_model: org/parent\nmodel-index:\n- name: org/name\n---\n# name\n"
+        )
+        snap = plain
     reg = run_cli("checkpoint", "register", "org/name", "--energy-kwh", "120", "--co2-kg", "50")
     assert reg.returncode == 0, reg.stderr
     target = snap / "model.safetensors" if read == "file" else snap
@@ -351,7 +359,7 @@ def test_registered_repo_found_from_the_hf_cache(db_path: Path, tmp_path: Path, 
     assert {r["checkpoint_id"] for r in rows} == {sha(snap / "model.safetensors")}
     fp = checkpoint_footprint(Store(str(db_path)).engine, rows[0]["checkpoint_id"])
     assert fp.source == "registered" and (fp.energy_kwh, fp.co2_kg) == (120.0, 50.0)
-    assert "registered for org/name" in fp.citation
+    assert "registered for org/name" in fp.citation and "parent" not in fp.citation
     (a,) = avoided_for_runs(Store(str(db_path)).engine, RunFilter(), mode="as-published")
     assert a.co2_kg == 50.0
 
