@@ -207,6 +207,10 @@ def test_three_checkpoints_each_carry_the_run_up_to_their_write(db_path: Path) -
         assert fp.energy_kwh == pytest.approx(total * share)
         assert fp.share == share
     assert fps[2].energy_kwh < total
+    tree = run_cli("lineage", rows[0]["run_id"], env={"COLUMNS": "200"}).stdout
+    shown = [line for line in tree.splitlines() if "of the run's energy" in line]
+    assert len(shown) == 3
+    assert all(f"{s:.0%} of the run's energy" in ln for s, ln in zip(shares, shown, strict=True))
 
 
 # -- 4. data files are not checkpoints ------------------------------------------------------------
