@@ -628,7 +628,12 @@ class RunTracker:
             rows.setdefault(row["checkpoint_id"], row)
             written_s = None
             if role == "produced" and written_ns is not None and self._started_ns is not None:
-                written_s = max(0.0, (written_ns - self._started_ns) / 1e9)
+                if kind == "folder":  # complete once its last file (optimizer, state) is
+                    written_ns = max(written_ns, _latest_mtime_ns(group_path))
+                # Last written before the run started (named by --produces, not rewritten):
+                # when is unknown, so the whole run is charged (no share), never nothing.
+                if written_ns >= self._started_ns - 1_000_000_000:
+                    written_s = max(0.0, (written_ns - self._started_ns) / 1e9)
             best = min(members, key=lambda m: _rank(m.detected_by))
             by_role[role].append((row["checkpoint_id"], group_path, best.detected_by, written_s))
         if data_inputs and final:
@@ -770,6 +775,18 @@ class RunTracker:
 
 
 DETECTORS = ("explicit", "api", "audit", "fd", "mmap", "mtime")  # most direct first
+
+
+def _latest_mtime_ns(folder: str) -> int:
+    """The newest mtime of the files directly in ``folder`` (0 if none can be read)."""
+    latest = 0
+    try:
+        for entry in os.scandir(folder):
+            if entry.is_file():
+                latest = max(latest, entry.stat().st_mtime_ns)
+    except OSError:
+        pass
+    return latest
 
 
 def _rank(detected_by: str) -> int:

@@ -528,3 +528,27 @@ def test_hf_callback_alone_links_its_model_and_says_what_it_measured(
         ("consumed", sha(model_dir / "model.safetensors"), str(model_dir)),
         ("produced", sha(folder / "model.safetensors"), str(folder)),
     }
+
+
+def test_produced_file_not_rewritten_by_the_run_is_charged_whole(tmp_path: Path) -> None:
+    """--produces of a file last written before the run: no write time, so no share (the
+    whole run is charged), rather than a share of zero."""
+    from datetime import UTC, datetime
+
+    old = tmp_path / "old.safetensors"
+    old.write_bytes(save({"w": np.ones(4, dtype=np.float32)}))
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    new = tmp_path / "new.safetensors"
+    tracker = RunTracker(
+        "r", None, produces=[str(old)], started_at=datetime.now(UTC), cache=_cache(tmp_path),
+        poll=False,
+    )  # fmt: skip
+    new.write_bytes(save({"w": np.zeros(4, dtype=np.float32)}))
+    tracker.log_checkpoint(str(new), "produced", "audit")
+    links_ = {
+        Path(link["path"]).name: link
+        for link in tracker.record_parts(True, [[0, 10, 0, 0], [5, 10, 0, 0]], 5.0)["links"]
+    }
+    assert "written_s" not in links_["old.safetensors"]
+    assert 0 <= links_["new.safetensors"]["written_s"] < 5
+    assert 0 <= links_["new.safetensors"]["energy_share"] < 1
