@@ -188,6 +188,8 @@ def _lightning_class() -> type:
             self.reporter.step(trainer.global_step, total)
 
         def on_train_epoch_end(self, trainer, pl_module):  # noqa: ANN001
+            if trainer.max_steps and trainer.max_steps > 0:
+                return  # the steps are the progress (max_epochs is -1 or a cap then)
             self.reporter.epoch(trainer.current_epoch + 1, trainer.max_epochs)
 
         def on_save_checkpoint(self, trainer, pl_module, checkpoint):  # noqa: ANN001
