@@ -638,7 +638,7 @@ class RunTracker:
             by_role[role].append((row["checkpoint_id"], group_path, best.detected_by, written_s))
         if data_inputs and final:
             shown = ", ".join(sorted(set(data_inputs))[:5])
-            self._note(f"not checkpoints (no model format inside): {shown}")
+            self._note(f"not checkpoints (data, or numpy arrays nobody named one): {shown}")
         consumed_ids = {c for c, _, _, _ in by_role["consumed"]}
         links, paths, linked = [], [], set()
         for role in ("consumed", "produced"):
