@@ -181,6 +181,12 @@ def share_until(timeline: list[list[float]] | None, t_s: float, duration_s: floa
         return 1.0
     t_s = max(0.0, t_s)
     points = [(p[0], sum(w or 0.0 for w in p[1:4])) for p in timeline or [] if p]
+    # The timeline starts at the first tick and ends at the last: the power before and after
+    # them is taken as that of the nearest point (the run drew power then too).
+    if points and points[0][0] > 0:
+        points.insert(0, (0.0, points[0][1]))
+    if points and points[-1][0] < duration_s:
+        points.append((duration_s, points[-1][1]))
     total = part = 0.0
     for (t0, w0), (t1, w1) in zip(points, points[1:], strict=False):
         area = (w0 + w1) / 2 * (t1 - t0)

@@ -552,3 +552,15 @@ def test_produced_file_not_rewritten_by_the_run_is_charged_whole(tmp_path: Path)
     assert "written_s" not in links_["old.safetensors"]
     assert 0 <= links_["new.safetensors"]["written_s"] < 5
     assert 0 <= links_["new.safetensors"]["energy_share"] < 1
+
+
+def test_share_until_from_a_timeline() -> None:
+    from ecotrain.lineage import share_until
+
+    flat = [[1.0, 10.0, 0.0, 0.0], [3.0, 10.0, 0.0, 0.0]]  # ticks at 1 s and 3 s of a 4 s run
+    assert share_until(flat, 0.5, 4.0) == pytest.approx(0.125)  # before the first tick
+    assert share_until(flat, 2.0, 4.0) == pytest.approx(0.5)
+    assert share_until(flat, 4.0, 4.0) == 1.0
+    ramp = [[0.0, 0.0, 0.0, 0.0], [2.0, 20.0, 0.0, 0.0]]  # 0 -> 20 W over 2 s
+    assert share_until(ramp, 1.0, 2.0) == pytest.approx(0.25)
+    assert share_until([], 1.0, 4.0) == pytest.approx(0.25)  # no power: by elapsed time

@@ -93,6 +93,9 @@ def uninstall():
 def _hook(event, args):
     if event not in WATCHED or _state["sink"] is None or not args:
         return
+    raw = args[0]
+    if event == "open" and isinstance(raw, str) and not raw.lower().endswith(_state["suffixes"]):
+        return  # the common case (not a model file), before any other work
     if getattr(_local, "busy", False):
         return  # our own reads while guarding
     try:
