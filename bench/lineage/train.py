@@ -5,9 +5,9 @@ evaluation, ``--init_from=resume`` continuing from (and overwriting) that same f
 ``--init_from=<folder>`` fine-tuning another run's weights. numpy + safetensors only, so
 it runs on any CPU; nothing in it knows about ecotrain.
 
-    python train.py --dataset=zen --out_dir=out --max_iters=400
-    python train.py --dataset=zen --out_dir=out --init_from=resume --max_iters=800
-    python train.py --dataset=other --out_dir=out-ft --init_from=out --max_iters=200
+    python train.py --dataset=docs --out_dir=out --max_iters=1500
+    python train.py --dataset=docs --out_dir=out --init_from=resume --max_iters=3000
+    python train.py --dataset=typing --out_dir=out-ft --init_from=out --max_iters=600
 """
 
 import math
@@ -20,11 +20,11 @@ from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 # -- config (nanoGPT style: globals overridden by --key=value) --------------------------------
-dataset = "zen"
+dataset = "docs"
 out_dir = "out"
 init_from = "scratch"  # scratch | resume | <folder holding another run's ckpt.safetensors>
-max_iters = 400
-eval_interval = 100
+max_iters = 1500
+eval_interval = 500
 eval_iters = 20
 batch_size = 64
 block_size = 8
