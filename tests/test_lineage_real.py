@@ -196,9 +196,11 @@ def test_three_checkpoints_each_carry_the_run_up_to_their_write(db_path: Path) -
     assert [Path(r["path"]).name for r in rows] == [f"ck{k}.safetensors" for k in (1, 2, 3)]
     written = [r["written_s"] for r in rows]
     shares = [r["energy_share"] for r in rows]
-    # written at ~0.7, 1.4, 2.1 s of a ~2.8 s run (the child starts a moment after the run)
-    for k, t in enumerate(written, start=1):
-        assert 0.7 * k - 0.1 < t < 0.7 * k + 0.8, written
+    # written 0.7, 1.4, 2.1 s after the child's start (which follows the run's start by its
+    # interpreter start-up: seconds on a loaded machine), of a run that goes on to 2.8 s
+    assert written[0] > 0.6, written
+    assert all(0.4 < b - a < 1.5 for a, b in zip(written, written[1:], strict=False)), written
+    assert written[2] < rows[0]["duration_s"] - 0.4, written
     assert 0 < shares[0] < shares[1] < shares[2] < 1, shares
     engine = Store(str(db_path)).engine
     fps = [checkpoint_footprint(engine, r["checkpoint_id"]) for r in rows]
