@@ -87,10 +87,24 @@ class Run:
         self._event({"type": "epoch", "epoch": epoch, "step": epoch, "total": total})
 
     def log_checkpoint(self, path: str | os.PathLike, role: str = "produced") -> None:
-        """Record that this run produced (or consumed) the checkpoint at ``path``."""
+        """Record that this run produced (or consumed) the checkpoint at ``path``: a file,
+        a checkpoint folder, or a Hugging Face model id (``org/name``) that is not a path.
+
+        Reads and writes of model files inside the block are recorded without this (an
+        audit hook sees them); log what it cannot see, and numpy arrays that are
+        checkpoints (a bare ``.npy``/``.npz`` is taken for data unless named here)."""
         if role not in ("produced", "consumed"):
             raise ValueError(f"role must be 'produced' or 'consumed', not {role!r}")
-        self._event({"type": "checkpoint", "path": str(Path(path).resolve()), "role": role})
+        local = Path(path).expanduser()
+        if not local.exists() and isinstance(path, str) and _is_hf_id(path):
+            self._event({"type": "checkpoint", "hf_id": path, "role": role})
+            return
+        self._event({"type": "checkpoint", "path": str(local.resolve()), "role": role})
+
+    def note(self, text: str) -> None:
+        """Add a note to this run's record (standalone runs; ignored when attached)."""
+        if self._recorder is not None and text not in self._recorder.notes:
+            self._recorder.notes.append(text)
 
     def _event(self, event: dict[str, Any]) -> None:
         event = {**event, "t": time.time()}
@@ -118,12 +132,19 @@ class Run:
 
     @property
     def energy_kwh(self) -> float | None:
-        """IT energy (GPU + CPU + RAM) in kWh; None while running or when attached."""
+        """Energy in kWh as everywhere in ecotrain: facility energy (IT energy x PUE), the
+        figure CO2e and an electricity cost are computed from; None while running or when
+        attached."""
+        return self._total("facility_energy_kwh")
+
+    @property
+    def it_energy_kwh(self) -> float | None:
+        """IT energy (GPU + CPU + RAM) in kWh, before PUE."""
         return self._total("it_energy_kwh")
 
     @property
     def facility_energy_kwh(self) -> float | None:
-        """IT energy x PUE, in kWh."""
+        """The same as :attr:`energy_kwh` (IT energy x PUE), by its longer name."""
         return self._total("facility_energy_kwh")
 
     @property
@@ -252,6 +273,7 @@ class track:  # noqa: N801 - reads as a function: `with ecotrain.track(...)`
         self._cpu0 = _cpu_seconds()
         rec.start(os.getpid())
         rec._start_lineage(None)
+        _audit_reads(rec)
         try:
             rec._gather_context()
         except Exception as e:  # noqa: BLE001 - context is nice to have
@@ -282,6 +304,7 @@ class track:  # noqa: N801 - reads as a function: `with ecotrain.track(...)`
                 except Exception:  # noqa: BLE001 - a logger never breaks the tracked code
                     pass
             return  # attached: the outer run records it
+        _stop_audit()
         rec.stop()
         record = rec.finish(None, status, reason, _cpu_seconds() - self._cpu0)
         run.record = record["run"]
@@ -310,6 +333,41 @@ def _attach_loggers(run: Run) -> None:
     except Exception as e:  # noqa: BLE001 - a logger never breaks the tracked code
         if run._recorder is not None:
             run._recorder.notes.append(f"loggers: {_one_line(e)}")
+
+
+def _is_hf_id(item: str) -> bool:
+    from ecotrain.lineage import HF_ID
+
+    return bool(HF_ID.match(item))
+
+
+def _audit_reads(rec: ApiRecorder) -> None:
+    """See the model files this process reads and writes inside the block, as `ecotrain run`
+    does for its children: the same audit hook, reporting straight to the run's tracker."""
+    if rec.lineage is None:
+        return
+    try:
+        from ecotrain._hook import _ecotrain_audit
+        from ecotrain.lineage import MODEL_SUFFIXES, hashcache_path
+
+        def sink(event: dict[str, Any]) -> None:
+            try:
+                rec.watch.on_event(event)
+            except Exception:  # noqa: BLE001 - lineage must never disturb the run
+                pass
+
+        _ecotrain_audit.install(sink, MODEL_SUFFIXES, str(hashcache_path()))
+    except Exception as e:  # noqa: BLE001
+        rec.notes.append(f"checkpoint detection off: {_one_line(e)}")
+
+
+def _stop_audit() -> None:
+    try:
+        from ecotrain._hook import _ecotrain_audit
+
+        _ecotrain_audit.uninstall()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _cpu_seconds() -> float:

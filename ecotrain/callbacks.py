@@ -31,6 +31,21 @@ class ProgressReporter:
         self._tracker: Any = None
         self._loggers_checked = False
 
+    # Said in the record of a run the callback measured itself (no `ecotrain run` around it).
+    SPAN = (
+        "measured by the {framework} callback alone, from {start} to the end of training: "
+        "model loading and anything else the script did outside it are not included "
+        "(wrap the script in `ecotrain run` to measure all of it)"
+    )
+
+    def start(self, framework: str, start: str) -> Any:
+        """Start (or attach to) the run now, and say what span it measures when the
+        callback is the only measurement."""
+        run = self.run
+        if self._tracker is not None and getattr(run, "attached_to", None) is None:
+            run.note(self.SPAN.format(framework=framework, start=start))
+        return run
+
     @property
     def run(self) -> Any:
         """The run reported to; attaches to the enclosing run on first use if none given."""
@@ -40,6 +55,24 @@ class ProgressReporter:
             self._tracker = track()
             self._run = self._tracker.__enter__()
         return self._run
+
+    def model(self, model: Any) -> None:
+        """Link the model the trainer was given: the files it came from (a local folder or
+        file, or its Hugging Face cache snapshot), else its Hugging Face id. Its weights
+        were read before the callback existed, so no hook could see them."""
+        config = getattr(model, "config", None)
+        name = getattr(model, "name_or_path", None) or getattr(config, "_name_or_path", None)
+        if not name or not isinstance(name, str):
+            return
+        local = Path(name).expanduser()
+        if local.exists():
+            self.run.log_checkpoint(local, role="consumed")
+            return
+        snapshot = _hf_snapshot(name, getattr(config, "_commit_hash", None))
+        if snapshot is not None:
+            self.run.log_checkpoint(snapshot, role="consumed")
+        else:
+            self.run.log_checkpoint(name, role="consumed")
 
     def step(
         self,
@@ -66,9 +99,14 @@ class ProgressReporter:
             self.run.epoch(epoch, total)
 
     def checkpoint(self, path: str | Path) -> None:
-        """Log every model file in a saved checkpoint folder (or the file itself)."""
+        """Log a saved checkpoint: a checkpoint folder as one checkpoint, else every model
+        file in the folder (or the file itself)."""
+        from ecotrain.lineage import checkpoint_folder
+
         path = Path(path)
-        if path.is_dir():
+        if path.is_dir() and checkpoint_folder(str(path)):
+            self.run.log_checkpoint(path, role="produced")
+        elif path.is_dir():
             for file in sorted(path.iterdir()):
                 if file.suffix in MODEL_SUFFIXES:
                     self.run.log_checkpoint(file, role="produced")
@@ -85,6 +123,27 @@ class ProgressReporter:
 MODEL_SUFFIXES = frozenset({".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5"})
 
 
+def _hf_snapshot(repo: str, revision: str | None) -> Path | None:
+    """The Hugging Face cache snapshot folder of ``repo`` (at ``revision``), if present."""
+    import os
+
+    from ecotrain.lineage import HF_ID
+
+    if not HF_ID.match(repo) and "/" in repo:
+        return None
+    home = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.expanduser("~/.cache/huggingface"), "hub"
+    )
+    snapshots = Path(home) / f"models--{repo.replace('/', '--')}" / "snapshots"
+    if revision and (snapshots / revision).is_dir():
+        return snapshots / revision
+    try:
+        found = sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime)
+    except OSError:
+        return None
+    return found[-1] if found else None
+
+
 @functools.cache
 def _hf_class() -> type:
     from transformers import TrainerCallback
@@ -94,6 +153,15 @@ def _hf_class() -> type:
 
         def __init__(self, run: Any = None) -> None:
             self.reporter = ProgressReporter(run)
+
+        def on_init_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            # Measure from the Trainer's creation, not from the first step.
+            self.reporter.start("Hugging Face Trainer", "Trainer creation")
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
+            self.reporter.start("Hugging Face Trainer", "the start of training")
+            if model is not None:
+                self.reporter.model(model)
 
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
             # Tokens only when the Trainer counts them (include_num_input_tokens_seen);
@@ -105,7 +173,10 @@ def _hf_class() -> type:
             self.reporter.step(state.global_step, state.max_steps, tokens, samples)
 
         def on_epoch_end(self, args, state, control, **kwargs):  # noqa: ANN001
-            self.reporter.epoch(state.epoch, args.num_train_epochs)
+            # With max_steps set, the steps are the progress (num_train_epochs is ignored
+            # by the Trainer then, and epoch / num_train_epochs would read 0.94/3).
+            if not (getattr(args, "max_steps", 0) or 0) > 0:
+                self.reporter.epoch(state.epoch, args.num_train_epochs)
 
         def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
             # Trainer saves into <output_dir>/checkpoint-<global_step>
@@ -142,6 +213,8 @@ def _lightning_class() -> type:
             self.reporter.step(trainer.global_step, total, samples=self.samples or None)
 
         def on_train_epoch_end(self, trainer, pl_module):  # noqa: ANN001
+            if trainer.max_steps and trainer.max_steps > 0:
+                return  # the steps are the progress (max_epochs is -1 or a cap then)
             self.reporter.epoch(trainer.current_epoch + 1, trainer.max_epochs)
 
         def on_save_checkpoint(self, trainer, pl_module, checkpoint):  # noqa: ANN001

@@ -162,9 +162,7 @@ def print_comparison(result: dict[str, Any]) -> None:
         rows.append([label, *values, *[_fmt_change(c) for c in result["diff"][metric]]])
     table(header, rows)
     top = max((v for r in runs for v in r["profile_w"] if v is not None), default=0.0)
-    console.print(
-        f"\npower profile (IT power over each run's own time, scale 0-{fmt(top, 'W')}):"
-    )
+    console.print(f"\npower profile (IT power over each run's own time, scale 0-{fmt(top, 'W')}):")
     for r in runs:
         line = f"|{sparkline(r['profile_w'], top)}|" if r["profile_w"] else "(no samples)"
         console.print(f"  {r['run_id'][:12]}  {line}", markup=False)

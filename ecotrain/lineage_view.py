@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from ecotrain.store.schema import checkpoints, run_checkpoints, runs
-from ecotrain.units import fmt_co2, fmt_energy
+from ecotrain.units import fmt_co2, fmt_duration, fmt_energy
 
 MAX_DEPTH = 8
 
@@ -93,6 +93,25 @@ def _ckpts_of(conn, run_id: str, role: str) -> list[str]:
     )
 
 
+def _written(conn, run_id: str) -> list[tuple[str, str]]:
+    """The checkpoints a run wrote, each with when: the moment and the share of the run's
+    energy its footprint carries."""
+    rc = run_checkpoints
+    out = []
+    for ckpt, written_s, share in conn.execute(
+        select(rc.c.checkpoint_id, rc.c.written_s, rc.c.energy_share)
+        .where(rc.c.run_id == run_id, rc.c.role == "produced")
+        .order_by(rc.c.written_s)
+    ):
+        when = ""
+        if written_s is not None:
+            when = f" at {fmt_duration(written_s)}"
+            if share is not None:
+                when += f", {share:.0%} of the run's energy"
+        out.append((ckpt, escape(when)))
+    return out
+
+
 def _up(conn, node: Tree, ckpt_id: str, depth: int, seen: set) -> None:
     for run in _links(conn, ckpt_id, "produced"):
         child = node.add(f"made by {_run_label(run)}")
@@ -119,8 +138,8 @@ def tree(engine: Engine, kind: str, key: str) -> Tree:
             root = Tree(_run_label(run))
             for ckpt in _ckpts_of(conn, key, "consumed"):
                 _up(conn, root.add(f"read {_ckpt_label(conn, ckpt)}"), ckpt, 1, {key})
-            for ckpt in _ckpts_of(conn, key, "produced"):
-                _down(conn, root.add(f"wrote {_ckpt_label(conn, ckpt)}"), ckpt, 1, {key})
+            for ckpt, when in _written(conn, key):
+                _down(conn, root.add(f"wrote {_ckpt_label(conn, ckpt)}{when}"), ckpt, 1, {key})
             return root
         root = Tree(f"checkpoint {_ckpt_label(conn, key)}")
         _up(conn, root, key, 1, set())

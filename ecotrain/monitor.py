@@ -424,7 +424,11 @@ class Recorder:
                             sensor.notes.append(f"{sensor.name}: {_one_line(e)}")
         accounting, hardware, summaries = self.accounted(duration)
         # Checkpoints first: identifying them may add notes (a file that vanished).
-        parts = self.lineage.record_parts(final=final) if self.lineage is not None else {}
+        parts = (
+            self.lineage.record_parts(final, self.timeline.export(), duration)
+            if self.lineage is not None
+            else {}
+        )
         notes = list(self.notes)
         for s in summaries:
             notes.extend(s.notes)
@@ -550,8 +554,8 @@ class Recorder:
                 produces=self.opts.produces,
                 started_at=self.started_at,
             )
-            for path, role in self.watch.checkpoints:  # logged before the tracker existed
-                self.lineage.log_checkpoint(path, role=role)
+            for event in self.watch.checkpoints:  # logged before the tracker existed
+                self.watch.log_checkpoint(event)
         except Exception as e:  # noqa: BLE001
             self.notes.append(f"lineage tracking off: {_one_line(e)}")
 
@@ -580,7 +584,7 @@ class Monitor(Recorder):
         try:
             from ecotrain.lineage import child_env
 
-            env = child_env(env, self.run_id)
+            env = child_env(env, self.run_id, self.opts.uses)
         except Exception as e:  # noqa: BLE001 - lineage is optional, the run is not
             self.notes.append(f"checkpoint detection off: {_one_line(e)}")
         if self.opts.mlflow or env.get("MLFLOW_RUN_ID"):

@@ -398,13 +398,21 @@ def print_savings(items: list, mode: str, as_json: bool = False) -> None:
         ],
         title=f"Avoided by reuse (mode {mode}; reported beside emissions, never subtracted)",
     )
-    total = [sum(getattr(a, k) or 0.0 for a in items) for k in ("energy_kwh", "co2_kg", "cost_usd")]
-    console.print(
-        f"total avoided: {fmt_energy(total[0])} · {fmt_co2(total[1])} CO2e · {fmt_usd(total[2])}",
-        markup=False,
-    )
+    from ecotrain.savings import avoided_total
+
+    (energy, co2, cost), unknown = avoided_total(items)
+    line = f"total avoided: {fmt_energy(energy)} · {fmt_co2(co2)} CO2e · {fmt_usd(cost)}"
+    if unknown and energy is not None:
+        line += f" (at least: {len(unknown)} checkpoint(s) of unknown footprint not counted)"
+    console.print(line, markup=False)
     for a in items:
         console.print(f"  {a.assumption}", markup=False)
+    for name, target in unknown:
+        console.print(
+            f"  hint: {name}'s footprint is unknown; state it with `ecotrain checkpoint register "
+            f"{target} --gpu <model> --gpu-hours <h>` (or --energy-kwh / --co2-kg)",
+            markup=False,
+        )
 
 
 def print_spool(directory: Any, files: list) -> None:

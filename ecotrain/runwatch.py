@@ -24,7 +24,7 @@ class RunWatch:
         self.rec = recorder
         self.progress = Progress()
         self.prediction: dict[str, Any] | None = None
-        self.checkpoints: list[tuple[str, str]] = []  # (absolute path, role) logged by the API
+        self.checkpoints: list[dict[str, Any]] = []  # checkpoint events before the tracker
         self.reader: Any = None
         self.budget_watch: Any = None
         self.t0_unix = time.time()
@@ -90,15 +90,32 @@ class RunWatch:
 
                 self.rec.reporter.add(lambda: MlflowSink(run_id, uri), f"mlflow:{run_id}")
         elif kind == "checkpoint":
-            path, role = event.get("path"), event.get("role", "produced")
-            if not isinstance(path, str) or role not in ("produced", "consumed"):
+            if event.get("role", "produced") not in ("produced", "consumed"):
                 return
-            detected_by = event.get("detected_by", "api")
             if self.rec.lineage is not None:
-                self.rec.lineage.log_checkpoint(path, role=role, detected_by=str(detected_by))
-            elif (path, role) not in self.checkpoints:
+                self.log_checkpoint(event)
+            else:
                 # events before the tracker exists (it starts right after the child)
-                self.checkpoints.append((path, role))
+                self.checkpoints.append(event)
+
+    def log_checkpoint(self, event: dict[str, Any]) -> None:
+        """Hand a checkpoint event to the run's lineage tracker: a path (with, for a read,
+        the file's stat key and maybe its hash then), or a Hugging Face id (``hf_id``)."""
+        role = event.get("role", "produced")
+        path, hf_id = event.get("path"), event.get("hf_id")
+        if isinstance(hf_id, str):
+            self.rec.lineage.log_hf_id(hf_id, role)
+        if not isinstance(path, str):
+            return
+        stat, sha, kind = event.get("stat"), event.get("sha256"), event.get("kind")
+        self.rec.lineage.log_checkpoint(
+            path,
+            role=role,
+            detected_by=str(event.get("detected_by", "api")),
+            stat=stat if isinstance(stat, str) else None,
+            sha256=sha if isinstance(sha, str) else None,
+            kind=kind if isinstance(kind, str) else None,
+        )
 
     def _share(self, step: float) -> None:
         """Write the figures so far for the logger inside the run (at most every

@@ -2,8 +2,13 @@
 
 Footprint of checkpoint C, first that applies:
 
-1. ``recorded``: the ecotrain runs that produced C, plus — recursively — the checkpoints
-   those runs consumed, each run and each checkpoint counted once;
+1. ``recorded``: *one* production of C — the first recorded run that wrote these bytes
+   (earliest start + write time) — charged up to the moment it wrote them (its energy share
+   then, from its power timeline: ``run_checkpoints.energy_share``; GPU-hours by elapsed
+   time), plus — recursively — one production of each checkpoint that production
+   consumed. A run charged for several checkpoints counts once, up to the latest moment.
+   Producing identical bytes again (a seeded rerun) is shown (``productions``), never
+   added: a figure reported once does not change when someone reproduces the checkpoint;
 2. ``registered`` / ``model_card``: a footprint stated with ``ecotrain checkpoint register``
    or read from the ``co2_eq_emissions`` of a model card next to the weights;
 3. ``catalogue``: a published figure for a well-known model (ecotrain/data/catalogue.toml);
@@ -20,14 +25,19 @@ Avoided cost of reusing C, under a named counterfactual mode:
 Rules (WBCSD avoided-emissions guidance): avoided figures are reported beside the
 footprint, never subtracted from it; in any aggregate a checkpoint's retraining is avoided
 once, however many runs reuse it — and a reused checkpoint whose cost is already inside the
-footprint of another reused checkpoint (a base model under a reused fine-tune) is listed
-with nothing claimed; and a checkpoint produced by a recorded run of the same
+claimed footprint of another reused checkpoint (a base model under a reused fine-tune) is
+listed with nothing claimed; and a checkpoint produced by a recorded run of the same
 project as its reuser saves that project nothing (the cost was paid there) — it saves only
 for reusers in other projects, and for the lab as a whole once it is reused across projects.
+The same holds up the ancestry: the parts of a footprint paid by the reusing project's own
+runs (A pretrained the base that B fine-tuned, and A reads the fine-tune) are taken out
+before anything is claimed (:meth:`Footprint.excluding`); the price is set by the first
+reuse outside the paying project, and its project's share is the one taken out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,8 +69,29 @@ class Footprint:
     cost_usd: float | None = None
     pue: float | None = None
     intensity_g_per_kwh: float | None = None
-    runs: list[str] = field(default_factory=list)  # the runs that produced it (not ancestors)
+    runs: list[str] = field(default_factory=list)  # every run that produced it (not ancestors)
     ancestors: list[str] = field(default_factory=list)  # checkpoint ids whose cost is included
+    producer: str | None = None  # the run whose production is counted (the first)
+    productions: int = 0  # how many recorded runs produced these bytes (a fact, not a cost)
+    share: float | None = None  # the producer's energy share up to the write (None: whole run)
+    # the parts summed above: one per run charged (its share), one per stated ancestor
+    contributions: list[dict[str, Any]] = field(default_factory=list)
+
+    def excluding(self, project: str) -> Footprint:
+        """This footprint less the parts ``project``'s own runs paid (anywhere up the
+        ancestry): what producing it cost *others*."""
+        mine = [c for c in self.contributions if c.get("project") == project]
+        if not mine:
+            return self
+        kept = [c for c in self.contributions if c.get("project") != project]
+        fp = dataclasses.replace(self, contributions=kept)
+        for attr in _FIELDS:
+            values = [c[attr] for c in kept if c.get(attr) is not None]
+            setattr(fp, attr, sum(values) if values else None)
+        fp.citation = (
+            f"{self.citation}; less {len(mine)} run(s) of project {project}, which paid them"
+        )
+        return fp
 
 
 @dataclass
@@ -125,29 +156,28 @@ def _stated(row: dict[str, Any] | None, checkpoint_id: str) -> Footprint | None:
 
 
 _TOTALS = ("it_energy_kwh", "facility_energy_kwh", "co2_kg", "cost_usd", "gpu_hours")
+_RUN_COLUMNS = (*_TOTALS, "gpu_model", "project", "started_at", "duration_s", "cost_method")
+_FIELDS = ("it_energy_kwh", "energy_kwh", "co2_kg", "cost_usd", "gpu_hours")  # Footprint's
 
 
-def _add(acc: list, row: tuple) -> None:
-    """Add a run's (totals..., gpu_model) into ``acc``; NULLs ignored, as SQL's SUM/MAX do."""
-    for k, v in enumerate(row[:-1]):
-        if v is not None:
-            acc[k] = (acc[k] or 0.0) + v
-    if row[-1] is not None and (acc[-1] is None or row[-1] > acc[-1]):
-        acc[-1] = row[-1]
+@dataclass
+class _Production:
+    """One run's production of a checkpoint: when it wrote it, and the share of the run's
+    energy spent by then (None: not known, the whole run)."""
+
+    run_id: str
+    written_s: float | None = None
+    energy_share: float | None = None
 
 
 @dataclass
 class _Node:
-    """One checkpoint in the lineage: the runs that produced it, what they consumed, and
-    their totals — summed for runs that produced only this checkpoint, kept per run for
-    runs that produced several (so a footprint counts each run once)."""
+    """One checkpoint in the lineage: every run that produced it, and what the first of them
+    consumed (the production the footprint counts)."""
 
-    producers: list[str] = field(default_factory=list)
+    productions: list[_Production] = field(default_factory=list)
+    first: _Production | None = None
     parents: set[str] = field(default_factory=set)
-    # [totals..., gpu_model] of the runs that produced only this checkpoint, and their count
-    own: list = field(default_factory=lambda: [None] * (len(_TOTALS) + 1))
-    n_own: int = 0
-    shared: dict[str, tuple] = field(default_factory=dict)
 
 
 class _Lineage:
@@ -157,91 +187,91 @@ class _Lineage:
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
-        self._nodes: dict[str, _Node] = {}
+        self._nodes: dict[str, _Node | None] = {}
+        self._runs: dict[str, dict[str, Any]] = {}
+        self._inputs: dict[str, list[str]] = {}
         self._all = False
         self._rows: dict[str, dict[str, Any] | None] = {}
+
+    _LINK = (
+        run_checkpoints.c.checkpoint_id,
+        run_checkpoints.c.run_id,
+        run_checkpoints.c.written_s,
+        run_checkpoints.c.energy_share,
+    )
 
     @classmethod
     def load_all(cls, conn: Any) -> _Lineage:
         """Every produced link, and the inputs and totals of every producing run."""
         rc = run_checkpoints
         producing = select(rc.c.run_id).where(rc.c.role == "produced")
-        outputs: dict[str, list[str]] = {}
-        for ckpt, run_id in conn.execute(
-            select(rc.c.checkpoint_id, rc.c.run_id).where(rc.c.role == "produced")
-        ):
-            outputs.setdefault(run_id, []).append(ckpt)
-        inputs: dict[str, list[str]] = {}
+        g = cls(conn)
+        g._all = True
+        links = conn.execute(select(*cls._LINK).where(rc.c.role == "produced")).all()
+        g._load_runs(producing)
         for run_id, ckpt in conn.execute(
             select(rc.c.run_id, rc.c.checkpoint_id).where(
                 rc.c.role == "consumed", rc.c.run_id.in_(producing)
             )
         ):
-            inputs.setdefault(run_id, []).append(ckpt)
-        totals = {
-            row[0]: tuple(row[1:])
-            for row in conn.execute(
-                select(runs.c.run_id, *(runs.c[c] for c in _TOTALS), runs.c.gpu_model).where(
-                    runs.c.run_id.in_(producing)
-                )
+            g._inputs.setdefault(run_id, []).append(ckpt)
+        for ckpt, run_id, written_s, share in links:
+            g._nodes.setdefault(ckpt, _Node()).productions.append(  # type: ignore[union-attr]
+                _Production(run_id, written_s, share)
             )
-        }
-        g = cls(conn)
-        g._all = True
-        for run_id, ckpts in outputs.items():
-            for ckpt in ckpts:
-                g._place(ckpt, run_id, len(ckpts), inputs.get(run_id, ()), totals.get(run_id))
+        for node in g._nodes.values():
+            g._settle(node)  # type: ignore[arg-type]
         return g
 
-    def _place(self, ckpt: str, run_id: str, n_outputs: int, inputs, total) -> None:  # noqa: ANN001
-        node = self._nodes.setdefault(ckpt, _Node())
-        node.producers.append(run_id)
-        node.parents.update(inputs)
-        if total is None:
-            return
-        if n_outputs == 1:
-            _add(node.own, total)
-            node.n_own += 1
-        else:
-            node.shared[run_id] = total
+    def _load_runs(self, run_ids: Any) -> None:
+        for row in self.conn.execute(
+            select(runs.c.run_id, *(runs.c[c] for c in _RUN_COLUMNS)).where(
+                runs.c.run_id.in_(run_ids)
+            )
+        ):
+            self._runs[row.run_id] = dict(row._mapping)
+
+    def _settle(self, node: _Node) -> None:
+        """Pick the first production: the earliest write of the bytes (start + write time)."""
+
+        def when(p: _Production) -> tuple:
+            run = self._runs.get(p.run_id)
+            if run is None or run["started_at"] is None:
+                return (1, 0.0, p.run_id)  # a link to a run not stored: last
+            start = run["started_at"].timestamp()
+            return (0, start + (p.written_s or 0.0), p.run_id)
+
+        node.first = min(node.productions, key=when)
+        node.parents = set(self._inputs.get(node.first.run_id, ()))
 
     def node(self, checkpoint_id: str) -> _Node | None:
-        """The checkpoint's producers and their inputs and totals; None if no run made it."""
+        """The checkpoint's productions and the inputs of the first; None if no run made it."""
         if checkpoint_id in self._nodes or self._all:
             return self._nodes.get(checkpoint_id)
-        rc, other = run_checkpoints, run_checkpoints.alias("other")
-        producers = list(
-            self.conn.execute(
-                select(rc.c.run_id).where(
-                    rc.c.checkpoint_id == checkpoint_id, rc.c.role == "produced"
-                )
-            ).scalars()
-        )
-        if not producers:
-            self._nodes[checkpoint_id] = None  # type: ignore[assignment]
+        rc = run_checkpoints
+        links = self.conn.execute(
+            select(*self._LINK).where(rc.c.checkpoint_id == checkpoint_id, rc.c.role == "produced")
+        ).all()
+        if not links:
+            self._nodes[checkpoint_id] = None
             return None
-        inputs: dict[str, list[str]] = {}
-        for run_id, ckpt in self.conn.execute(
-            select(rc.c.run_id, rc.c.checkpoint_id).where(
-                rc.c.run_id.in_(producers), rc.c.role == "consumed"
+        node = _Node([_Production(r, w, s) for _, r, w, s in links])
+        self._load_runs([p.run_id for p in node.productions if p.run_id not in self._runs])
+        self._settle(node)
+        first = node.first.run_id  # type: ignore[union-attr]
+        if first not in self._inputs:
+            self._inputs[first] = list(
+                self.conn.execute(
+                    select(rc.c.checkpoint_id).where(rc.c.run_id == first, rc.c.role == "consumed")
+                ).scalars()
             )
-        ):
-            inputs.setdefault(run_id, []).append(ckpt)
-        self._nodes[checkpoint_id] = _Node()
-        n_outputs = (
-            select(func.count())
-            .where(other.c.run_id == runs.c.run_id, other.c.role == "produced")
-            .scalar_subquery()
-        )
-        for row in self.conn.execute(
-            select(runs.c.run_id, n_outputs, *(runs.c[c] for c in _TOTALS), runs.c.gpu_model).where(
-                runs.c.run_id.in_(producers)
-            )
-        ):
-            self._place(checkpoint_id, row[0], row[1], inputs.get(row[0], ()), tuple(row[2:]))
-        for run_id in set(producers) - set(self._nodes[checkpoint_id].producers):
-            self._place(checkpoint_id, run_id, 1, inputs.get(run_id, ()), None)
-        return self._nodes[checkpoint_id]
+            node.parents = set(self._inputs[first])
+        self._nodes[checkpoint_id] = node
+        return node
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """A producing run's totals, project and duration (loaded with its node)."""
+        return self._runs.get(run_id)
 
     def load_rows(self, checkpoint_ids: list[str]) -> None:
         """Read these checkpoints' rows in one query (see :meth:`row`)."""
@@ -256,6 +286,29 @@ class _Lineage:
         if checkpoint_id not in self._rows:
             self.load_rows([checkpoint_id])
         return self._rows[checkpoint_id]
+
+    def registered_for_repo(self, repo: str, revision: str | None) -> dict[str, Any] | None:
+        """A footprint registered for a Hugging Face repo id (``hf:org/name``, or any row
+        of that repo with a stated footprint), preferring the same revision."""
+        key = ("repo", repo, revision)
+        if key not in self._rows:
+            rows = self.conn.execute(
+                select(checkpoints).where(
+                    checkpoints.c.hf_repo == repo,
+                    checkpoints.c.footprint_source.in_(("registered", "model_card")),
+                )
+            ).all()
+            ranked = sorted(
+                (dict(r._mapping) for r in rows),
+                key=lambda r: (
+                    r["hf_revision"] != revision if revision else False,
+                    r["footprint_source"] != "registered",
+                    r["hf_revision"] is not None,  # a repo-wide registration before another rev
+                ),
+            )
+            ranked = [r for r in ranked if not r["hf_revision"] or r["hf_revision"] == revision]
+            self._rows[key] = ranked[0] if ranked else None  # type: ignore[index]
+        return self._rows[key]  # type: ignore[index]
 
 
 def checkpoint_footprint(engine: Engine, checkpoint_id: str) -> Footprint:
@@ -272,18 +325,45 @@ def footprints(engine: Engine, checkpoint_ids: list[str]) -> dict[str, Footprint
         return {c: _footprint(graph, c) for c in checkpoint_ids}
 
 
+def _charge(run: dict[str, Any], prod: _Production) -> dict[str, Any]:
+    """One run's part of a footprint: its totals up to the moment it wrote the checkpoint.
+    Energy, CO2e and an electricity cost scale with the energy share; GPU-hours (and a
+    GPU-hour cost) with the elapsed time."""
+    energy = 1.0 if prod.energy_share is None else prod.energy_share
+    elapsed = energy
+    if prod.written_s is not None and run.get("duration_s"):
+        elapsed = min(1.0, prod.written_s / run["duration_s"])
+    scale = {
+        "it_energy_kwh": energy,
+        "energy_kwh": energy,
+        "co2_kg": energy,
+        "cost_usd": elapsed if run.get("cost_method") == "gpu_hour" else energy,
+        "gpu_hours": elapsed,
+    }
+    column = dict(zip(_FIELDS, _TOTALS, strict=True))
+    out: dict[str, Any] = {
+        "run_id": prod.run_id,
+        "project": run.get("project"),
+        "energy_share": energy,
+        "gpu_model": run.get("gpu_model"),
+    }
+    for name, factor in scale.items():
+        value = run.get(column[name])
+        out[name] = None if value is None else value * factor
+    return out
+
+
 def _footprint(graph: _Lineage, checkpoint_id: str) -> Footprint:
     row = graph.row(checkpoint_id)
     root = graph.node(checkpoint_id)
     if root is None:
-        return _stated(row, checkpoint_id) or Footprint(
+        return _stated_of(graph, row, checkpoint_id) or Footprint(
             checkpoint_id, (row or {}).get("name") or _hf_name(checkpoint_id), "unknown"
         )
-    # The checkpoint and, recursively, what its producers consumed: each checkpoint once,
-    # each run once (runs that produced several of them are in `shared`).
-    totals: list = [None] * (len(_TOTALS) + 1)
-    n_runs = 0
-    shared: dict[str, tuple] = {}
+    # One production of the checkpoint (the first), plus — recursively — one production of
+    # each checkpoint that production consumed; a run charged for several of them is counted
+    # once, up to the latest moment it is charged for.
+    charged: dict[str, dict[str, Any]] = {}
     stated: list[Footprint] = []
     seen = {checkpoint_id}
     todo = [checkpoint_id]
@@ -291,43 +371,75 @@ def _footprint(graph: _Lineage, checkpoint_id: str) -> Footprint:
         ckpt = todo.pop()
         node = graph.node(ckpt)
         if node is None:
-            ancestor = _stated(graph.row(ckpt), ckpt)
+            ancestor = _stated_of(graph, graph.row(ckpt), ckpt)
             if ancestor is not None:
                 stated.append(ancestor)
             continue
-        _add(totals, node.own)
-        n_runs += node.n_own
-        shared.update(node.shared)
+        prod = node.first
+        run = graph.run(prod.run_id) if prod else None
+        if prod is not None and run is not None:
+            part = _charge(run, prod)
+            before = charged.get(prod.run_id)
+            if before is None or part["energy_share"] > before["energy_share"]:
+                charged[prod.run_id] = part
         for parent in node.parents - seen:
             seen.add(parent)
             todo.append(parent)
-    for total in shared.values():
-        _add(totals, total)
-    n_runs += len(shared)
-    it, facility, co2, cost, gpu_hours, gpu_model = totals
+    contributions = sorted(charged.values(), key=lambda c: c["run_id"])
+    first = root.first
+    n_prod = len({p.run_id for p in root.productions})
+    citation = f"{len(contributions)} ecotrain-recorded run(s)"
+    if n_prod > 1:
+        citation += f"; produced {n_prod} times, the first production counted"
     fp = Footprint(
         checkpoint_id=checkpoint_id,
         name=(row or {}).get("name"),
         source="recorded",
-        citation=f"{n_runs} ecotrain-recorded run(s)",
-        gpu_model=gpu_model,
-        gpu_hours=gpu_hours,
-        it_energy_kwh=it,
-        energy_kwh=facility,
-        co2_kg=co2,
-        cost_usd=cost,
-        runs=sorted(root.producers),
+        citation=citation,
+        gpu_model=max((c["gpu_model"] for c in contributions if c["gpu_model"]), default=None),
+        runs=sorted({p.run_id for p in root.productions}),
         ancestors=sorted(seen - {checkpoint_id}),
+        producer=first.run_id if first else None,
+        productions=n_prod,
+        share=first.energy_share if first else None,
+        contributions=contributions,
     )
+    for c in contributions:
+        for attr in _FIELDS:
+            if c[attr] is not None:
+                setattr(fp, attr, (getattr(fp, attr) or 0.0) + c[attr])
     for ancestor in stated:  # published ancestors of recorded runs, each once
         fp.citation += f"; ancestor {ancestor.name}: {ancestor.source}"
         # Re-pricing needs the ancestor's IT energy, even when only its GPU-hours are known.
         ancestor.it_energy_kwh = it_energy(ancestor)[0]
-        for attr in ("it_energy_kwh", "energy_kwh", "co2_kg", "cost_usd", "gpu_hours"):
+        part = {"run_id": None, "project": None, "checkpoint_id": ancestor.checkpoint_id}
+        for attr in _FIELDS:
             value = getattr(ancestor, attr)
+            part[attr] = value
             if value is not None:
                 setattr(fp, attr, (getattr(fp, attr) or 0.0) + value)
+        fp.contributions.append(part)
     return fp
+
+
+def _stated_of(graph: _Lineage, row: dict[str, Any] | None, checkpoint_id: str) -> Footprint | None:
+    """A stated footprint for a checkpoint no recorded run produced: its own, else one
+    registered for the Hugging Face repo (and revision) it was loaded from, else the
+    catalogue's."""
+    own = (row or {}).get("footprint_source") in ("registered", "model_card")
+    if row and row.get("hf_repo") and not own:
+        registered = graph.registered_for_repo(row["hf_repo"], row.get("hf_revision"))
+        if registered is not None and registered["checkpoint_id"] != checkpoint_id:
+            fp = _stated(registered, checkpoint_id)
+            if fp is not None:
+                fp.name = row.get("name") or fp.name
+                fp.citation = (
+                    f"{fp.citation} (registered for {row['hf_repo']}"
+                    + (f"@{registered['hf_revision']}" if registered.get("hf_revision") else "")
+                    + ")"
+                )
+                return fp
+    return _stated(row, checkpoint_id)
 
 
 def _hf_name(checkpoint_id: str) -> str | None:
@@ -450,7 +562,8 @@ def avoided(footprint: Footprint, mode: str, site: Site | None, reuses: int = 0)
         f"starting from {name} avoided training it again here: {basis} "
         f"({fmt_energy(it_kwh)} IT) at PUE {site.pue:g}, {fmt_number(site.intensity.g_per_kwh)} "
         "g CO2e/kWh "
-        f"({site.intensity.region}) and the site's price",
+        f"({site.intensity.region}) and the site's price; footprint {footprint.source}: "
+        f"{footprint.citation or 'no citation'}",
     )
 
 
@@ -511,17 +624,44 @@ def avoided_for_runs(
     # In order of first reuse, as listed everywhere.
     first = sorted(first, key=lambda r: (sites[r.run_id]["started_at"], r.run_id))
     fps = footprints(engine, [r.checkpoint_id for r in first]) if first else {}
-    out = [
-        avoided(fps[r.checkpoint_id], mode, site or _site_of(sites[r.run_id]), r.reuses)
-        for r in first
-    ]
+    out = []
+    for r in first:
+        # The part of the footprint the reusing project paid itself, anywhere up the
+        # ancestry (it pretrained the base another project fine-tuned), is not avoided.
+        fp = fps[r.checkpoint_id].excluding(sites[r.run_id]["project"])
+        out.append(avoided(fp, mode, site or _site_of(sites[r.run_id]), r.reuses))
     return _fold_ancestors(out)
+
+
+def avoided_total(
+    items: list[Avoided],
+) -> tuple[tuple[float | None, ...], list[tuple[str, str]]]:
+    """(energy kWh, CO2e kg, cost $) avoided in all, and (name, what to register) of the
+    reused checkpoints whose footprint is unknown. A total is None (unknown) when nothing
+    in it is known; it is never a zero made of unknowns."""
+    totals = []
+    for attr in ("energy_kwh", "co2_kg", "cost_usd"):
+        known = [getattr(a, attr) for a in items if getattr(a, attr) is not None]
+        totals.append(sum(known) if known else None)
+    unknown = [
+        (a.name or a.checkpoint_id[:19], _hf_name(a.checkpoint_id) or "<its path>")
+        for a in items
+        if a.footprint.source == "unknown" and a.mode != "none"
+    ]
+    return tuple(totals), unknown
 
 
 def _fold_ancestors(items: list[Avoided]) -> list[Avoided]:
     """Avoid each retraining once: a reused checkpoint whose cost is already inside the
-    footprint of another reused checkpoint (its descendant) is listed with nothing claimed."""
+    claimed footprint of another reused checkpoint (its descendant) is listed with nothing
+    claimed. Inside means every part of it (each run, each stated ancestor) is still in the
+    descendant's figure: a part the descendant's reuser paid itself was taken out there."""
     ancestors = {b.checkpoint_id: set(b.footprint.ancestors) for b in items}
+    parts = {
+        b.checkpoint_id: {_part_key(c) for c in b.footprint.contributions}
+        or {(None, b.checkpoint_id)}  # a stated footprint is one part
+        for b in items
+    }
     for a in items:
         for b in items:
             if (
@@ -529,6 +669,7 @@ def _fold_ancestors(items: list[Avoided]) -> list[Avoided]:
                 and a.checkpoint_id in ancestors[b.checkpoint_id]
                 and b.checkpoint_id not in ancestors[a.checkpoint_id]
                 and a.mode != "none"
+                and parts[a.checkpoint_id] <= parts[b.checkpoint_id]
             ):
                 a.energy_kwh = a.co2_kg = a.cost_usd = 0.0
                 a.assumption = (
@@ -537,6 +678,10 @@ def _fold_ancestors(items: list[Avoided]) -> list[Avoided]:
                 )
                 break
     return items
+
+
+def _part_key(part: dict[str, Any]) -> tuple:
+    return (part.get("run_id"), part.get("checkpoint_id") if part.get("run_id") is None else None)
 
 
 def list_checkpoints(

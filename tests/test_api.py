@@ -54,7 +54,9 @@ def test_plain_training_loop(replay: None, db_path: Path, tmp_path: Path) -> Non
     assert 0.2 * 8 * 0.05 * GPU_W < row["gpu_energy_j"] <= GPU_W * row["duration_s"]
     total_j = row["gpu_energy_j"] + row["cpu_energy_j"] + row["ram_energy_j"]
     assert row["it_energy_kwh"] == pytest.approx(total_j / 3.6e6)
-    assert run.energy_kwh == row["it_energy_kwh"]
+    # energy_kwh is facility energy, as in the CLI, the tables and CO2e; IT energy by name
+    assert run.energy_kwh == row["facility_energy_kwh"] > row["it_energy_kwh"]
+    assert run.it_energy_kwh == row["it_energy_kwh"]
     assert run.co2_kg == row["co2_kg"] and run.cost_usd == row["cost_usd"]
     assert json.loads(row["progress"])["fraction"] == 1.0
     (link,) = sqlite_utils.Database(db_path)["run_checkpoints"].rows

@@ -26,7 +26,8 @@ def test_reporter_logs_model_files_of_a_checkpoint_folder(db_path: Path, tmp_pat
     progress = json.loads(row["progress"])
     assert (progress["kind"], progress["step"], progress["total"]) == ("epoch", 1, 4)
     links = list(sqlite_utils.Database(db_path)["run_checkpoints"].rows)
-    assert [Path(link["path"]).name for link in links] == ["model.safetensors"]
+    # the folder is one checkpoint, named by the folder
+    assert [Path(link["path"]).name for link in links] == ["checkpoint-10"]
 
 
 def test_hf_callback_needs_transformers() -> None:

@@ -134,7 +134,7 @@ def test_sharded_set_is_one_checkpoint_across_runs_and_copies(
 
 def test_non_python_writer_found_by_mtime(db_path: Path, tmp_path: Path) -> None:
     src = tmp_path / "src.bin"
-    src.write_bytes(b"\x07" * 4096)
+    src.write_bytes(save({"w": np.full(1024, 7, dtype=np.float32)}))  # a model by content
     before = Path.cwd() / "old.bin"
     before.write_bytes(b"written before the run")
     # `cp` opens and closes its files in microseconds and raises no Python audit event.
@@ -146,8 +146,8 @@ def test_non_python_writer_found_by_mtime(db_path: Path, tmp_path: Path) -> None
 
 
 def test_a_copy_is_not_production(db_path: Path, tmp_path: Path) -> None:
-    base, copy = tmp_path / "base.npy", tmp_path / "copy.npy"
-    np.save(base, np.arange(100.0))
+    base, copy = tmp_path / "base.safetensors", tmp_path / "copy.safetensors"
+    base.write_bytes(save({"w": np.arange(100.0)}))
     run("ops", PY, "-c", f"import shutil; shutil.copy({str(base)!r}, {str(copy)!r})")
     (row,) = links(db_path)
     assert (row["role"], row["checkpoint_id"]) == ("consumed", sha(base))
@@ -156,11 +156,17 @@ def test_a_copy_is_not_production(db_path: Path, tmp_path: Path) -> None:
     assert checkpoint_footprint(Store(str(db_path)).engine, sha(base)).source == "unknown"
 
 
+# A safetensors header for one 512 MiB uint8 tensor: the file is a model by its content.
+_META = b'{"w":{"dtype":"U8","shape":[536870000],"data_offsets":[0,536870000]}}'
+HEADER = len(_META).to_bytes(8, "little") + _META
+
+
 def test_end_of_run_not_delayed_by_hashing(db_path: Path) -> None:
     # 512 MiB (sparse) written in the child's last instant: hashing it takes ~1 s here.
     big = Path.cwd() / "final.safetensors"
     code = (
-        f"import time; f = open({str(big)!r}, 'wb'); f.truncate(512 * 2**20); f.close(); "
+        f"import time; f = open({str(big)!r}, 'wb'); f.write({HEADER!r}); "
+        "f.truncate(512 * 2**20); f.close(); "
         "print(time.time(), flush=True)"
     )
     result = run_cli("run", "-q", "--project", "big", "--", PY, "-c", code)
@@ -195,15 +201,15 @@ def test_vanished_checkpoint_leaves_a_complete_record(db_path: Path, tmp_path: P
 def test_published_ancestor_counted_in_reproduce_and_dedup(db_path: Path, tmp_path: Path) -> None:
     """A lab fine-tunes Llama 2 7B (known only by GPU-hours) once; two other projects reuse
     the fine-tune, one of them twice."""
-    tuned = tmp_path / "tuned.npy"
+    tuned = tmp_path / "tuned.safetensors"
     run(
         "base",
         PY,
         "-c",
-        f"import numpy as np; np.save({str(tuned)!r}, np.ones(10))",
+        f"open({str(tuned)!r}, 'wb').write({save({'w': np.ones(10)})!r})",
         extra=("--uses", "meta-llama/Llama-2-7b-hf"),
     )
-    load = f"import numpy as np; np.load({str(tuned)!r})"
+    load = f"open({str(tuned)!r}, 'rb').read()"
     run("legal", PY, "-c", load)
     run("legal", PY, "-c", load)
     run("finance", PY, "-c", load)

@@ -49,7 +49,8 @@ def test_safetensors_save_and_load_are_seen(db_path: Path) -> None:
     assert got["pre", "base.safetensors", "produced"]["checkpoint_id"] == sha
     consumed = got["ft", "base.safetensors", "consumed"]
     assert (consumed["checkpoint_id"], consumed["detected_by"]) == (sha, "audit")
-    assert ("ft", "ft.npy", "produced") in got
+    # a bare numpy array is no checkpoint unless --produces/--uses/the API says it is
+    assert ("ft", "ft.npy", "produced") not in got
 
 
 def test_hf_cache_repo_without_an_org() -> None:

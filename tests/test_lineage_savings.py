@@ -23,8 +23,9 @@ from ecotrain.store.queries import RunFilter
 from tests.conftest import run_cli
 
 PY = sys.executable
-SAVE = "import numpy as np; np.savez({out!r}, w=np.arange(5000, dtype=float) * {k})"
-LOAD_SAVE = "import numpy as np; w = np.load({src!r})['w']; np.savez({out!r}, w=w + {k})"
+ST = "import numpy as np; from safetensors.numpy import load_file, save_file; "
+SAVE = ST + "save_file({{'w': np.arange(5000, dtype=float) * {k}}}, {out!r})"
+LOAD_SAVE = ST + "w = load_file({src!r})['w']; save_file({{'w': w + {k}}}, {out!r})"
 
 
 def sha(path: Path) -> str:
@@ -49,9 +50,9 @@ def links(db: Path) -> list[dict]:
 
 
 def test_pretrain_finetune_dag_and_content_identity(db_path: Path, tmp_path: Path) -> None:
-    pre, ft1, ft2 = tmp_path / "pre.npz", tmp_path / "ft1.npz", tmp_path / "ft2.npz"
+    pre, ft1, ft2 = (tmp_path / f"{n}.safetensors" for n in ("pre", "ft1", "ft2"))
     run("foundation", SAVE.format(out=str(pre), k=1))
-    copy = tmp_path / "copied" / "pre.npz"
+    copy = tmp_path / "copied" / "pre.safetensors"
     copy.parent.mkdir()
     shutil.copy(pre, copy)  # the same weights on another path are the same checkpoint
     run("legal", LOAD_SAVE.format(src=str(pre), out=str(ft1), k=1))
@@ -71,14 +72,22 @@ def test_pretrain_finetune_dag_and_content_identity(db_path: Path, tmp_path: Pat
     runs = {r["project"]: r for r in sqlite_utils.Database(db_path)["runs"].rows}
     assert fp1.source == "recorded" and fp1.runs == [runs["legal"]["run_id"]]
     assert fp1.citation == "2 ecotrain-recorded run(s)" and fp1.ancestors == [sha(pre)]
-    assert fp1.energy_kwh == pytest.approx(
-        runs["foundation"]["facility_energy_kwh"] + runs["legal"]["facility_energy_kwh"]
-    )
-    # Lab-wide: pre.npz reused by two projects, its retraining avoided once.
+    # Each run counts up to the moment it wrote the checkpoint (its energy share then).
+    share = {
+        r["project"]: r["energy_share"]
+        for r in sqlite_utils.Database(db_path).query(
+            "select project, energy_share from run_checkpoints join runs using (run_id) "
+            "where role = 'produced'"
+        )
+    }
+    assert all(0 < v <= 1 for v in share.values()), share
+    paid = {p: runs[p]["facility_energy_kwh"] * share[p] for p in ("foundation", "legal")}
+    assert fp1.energy_kwh == pytest.approx(paid["foundation"] + paid["legal"])
+    # Lab-wide: pre.safetensors reused by two projects, its retraining avoided once.
     lab = avoided_for_runs(store.engine, RunFilter(), mode="as-published")
     assert [a.checkpoint_id for a in lab] == [sha(pre)]
     assert lab[0].reuses == 2
-    assert lab[0].energy_kwh == pytest.approx(runs["foundation"]["facility_energy_kwh"])
+    assert lab[0].energy_kwh == pytest.approx(paid["foundation"])
     # Within the project that produced it, reuse saves nothing.
     assert avoided_for_runs(store.engine, RunFilter(project="foundation")) == []
     # none: reuse listed, nothing claimed.
@@ -144,8 +153,9 @@ def test_counterfactual_modes_by_hand() -> None:
 def test_produced_at_the_very_end_does_not_delay_exit(db_path: Path, tmp_path: Path) -> None:
     big = tmp_path / "final.bin"
     code = (
-        f"import time; f = open({str(big)!r}, 'wb'); f.write(b'\\1' * (200 * 2**20)); "
-        "f.close(); print(time.time(), flush=True)"
+        # a pickle (torch's legacy format) by its first bytes, whatever the suffix
+        f"import time; f = open({str(big)!r}, 'wb'); "
+        "f.write(b'\\x80\\x02' + b'\\1' * (200 * 2**20)); f.close(); print(time.time(), flush=True)"
     )
     result = run("big", code)
     exit_latency = time.time() - float(result.stdout.split()[0])
@@ -213,7 +223,7 @@ def test_catalogue_matches_published_figures() -> None:
 
 
 def test_cli_commands(db_path: Path, tmp_path: Path) -> None:
-    pre, ft = tmp_path / "pre.npz", tmp_path / "ft.npz"
+    pre, ft = tmp_path / "pre.safetensors", tmp_path / "ft.safetensors"
     run("foundation", SAVE.format(out=str(pre), k=1))
     run("legal", LOAD_SAVE.format(src=str(pre), out=str(ft), k=1))
     out = run_cli("savings", "--json", "--mode", "as-published")
@@ -222,9 +232,11 @@ def test_cli_commands(db_path: Path, tmp_path: Path) -> None:
     assert data["mode"] == "as-published" and len(data["avoided"]) == 1
     assert run_cli("savings", "--mode", "bogus").returncode == 2
     listing = json.loads(run_cli("checkpoints", "--json").stdout)
-    assert {r["name"] for r in listing} == {"pre.npz", "ft.npz"}
+    # names tell checkpoints apart: the file with its folder
+    assert {r["name"] for r in listing} == {f"{tmp_path.name}/{n}" for n in (pre.name, ft.name)}
     tree = run_cli("lineage", str(ft))
-    assert tree.returncode == 0 and "pre.npz" in tree.stdout and "[foundation]" in tree.stdout
+    assert tree.returncode == 0 and "pre.safetensors" in tree.stdout
+    assert "[foundation]" in tree.stdout
     assert run_cli("lineage", "nothing-like-this").returncode == 2
     reg = run_cli(
         "checkpoint",

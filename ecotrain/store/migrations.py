@@ -63,12 +63,17 @@ def _v5_bigint_sizes(conn: Connection) -> None:
             conn.exec_driver_sql(f'ALTER TABLE {table} ALTER COLUMN "{column}" TYPE BIGINT')
 
 
+def _v6_checkpoint_write_time(conn: Connection) -> None:
+    _add_columns(conn, "run_checkpoints", {"written_s": "FLOAT", "energy_share": "FLOAT"})
+
+
 # version -> step that brings a database from version-1 to version.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _v2_progress_prediction,
     3: _v3_intensity_boundary,
     4: _v4_grid_series,
     5: _v5_bigint_sizes,
+    6: _v6_checkpoint_write_time,
 }
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -174,6 +174,10 @@ run_checkpoints = Table(
     Column("role", String(16), nullable=False),  # consumed | produced
     Column("path", Text),
     Column("detected_by", String(32)),  # explicit | api | audit | fd | mmap | mtime
+    # produced: seconds after the run's start the weights were last written, and the share
+    # of the run's energy spent by then (its footprint is that share, not the whole run)
+    Column("written_s", Float),
+    Column("energy_share", Float),
     Index("ix_run_checkpoints_run", "run_id"),
     Index("ix_run_checkpoints_ckpt", "checkpoint_id", "role"),
 )
