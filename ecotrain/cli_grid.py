@@ -116,7 +116,7 @@ def grid_show(
     for s in out:
         print(
             f"{s['zone']} {s['signal']} (region {s['region'] or 'none'}): {s['points']} points "
-            f"every {fmt(s['step_s'] / 60, 'min')}, {s['first'][:16]} to {s['last'][:16]} "
+            f"every {s['step_s'] / 60:g} min, {s['first'][:16]} to {s['last'][:16]} "
             f"UTC, {s['hours_missing']} hour(s) missing"
         )
         print(f"  source: {s['source']}; licence: {s['licence']}")

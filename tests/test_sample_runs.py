@@ -394,7 +394,7 @@ def test_make_example_db_writes_a_compact_copy(tmp_path: Path) -> None:
             4,
         )
         (source,) = conn.execute(
-            "SELECT footprint_source FROM checkpoints WHERE name LIKE 'base%'"
+            "SELECT footprint_source FROM checkpoints WHERE name LIKE '%base.%'"
         ).fetchone()
         assert source == "registered"
         assert conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0] > 0
