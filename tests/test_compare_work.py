@@ -122,3 +122,30 @@ def test_summary_pools_efficiency_per_group(db_path: Path) -> None:
     table = run_cli("summary")
     assert table.returncode == 0, table.stderr
     assert "per 1M tokens" in table.stdout and "2 of 3 runs" in table.stdout
+
+
+def test_compare_and_summary_per_unit_on_postgresql(pg_url: str) -> None:
+    from ecotrain.store.db import Store
+
+    store = Store(pg_url)
+    for run_id, kwh, tokens in (
+        ("pga", 2.0, 4_000_000),
+        ("pgb", 3.0, 2_000_000),
+        ("pgc", 1.0, None),
+    ):
+        store.write_record({"run": {
+            "run_id": run_id, "project": "lab", "status": "finished", "region": "FRA",
+            "started_at": "2024-01-01T10:00:00", "ended_at": "2024-01-01T11:00:00",
+            "duration_s": 3600, "facility_energy_kwh": kwh, "co2_kg": kwh * 0.05,
+            "progress": {"tokens": tokens} if tokens else None,
+        }})  # fmt: skip
+    data = json.loads(run_cli("compare", "pga", "pgb", "pgc", "--db", pg_url, "--json").stdout)
+    assert [r["wh_per_1m_tokens"] for r in data["runs"]] == [500.0, 1500.0, None]
+    assert data["diff"]["wh_per_1m_tokens"][0] == {"delta": 1000.0, "ratio": 3.0}
+    summary = json.loads(run_cli("summary", "--db", pg_url, "--json").stdout)
+    (group,) = summary["groups"]
+    # (2 + 3) kWh over 6 M tokens; 0.25 kg CO2e over 6 M tokens
+    assert group["per_unit"]["tokens"]["wh_per_1m_tokens"] == pytest.approx(5000 / 6)
+    assert group["per_unit"]["tokens"]["g_co2e_per_1m_tokens"] == pytest.approx(250 / 6)
+    assert group["per_unit"]["tokens"]["runs"] == 2
+    store.engine.dispose()
