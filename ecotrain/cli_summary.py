@@ -37,10 +37,11 @@ def summary(
     as_json: JsonOpt = False,
 ) -> None:
     """Totals (energy, CO2e, cost, GPU-hours) by project, user or GPU, with a totals row."""
+    from ecotrain.efficiency import UNITS, text, unit_tag
     from ecotrain.output import print_json, table
     from ecotrain.store.queries import RunFilter
     from ecotrain.summary import parse_by, summarize
-    from ecotrain.units import fmt_co2, fmt_energy, fmt_usd
+    from ecotrain.units import UNKNOWN, fmt_co2, fmt_energy, fmt_usd
 
     cols = parse_by(by)
     flt = RunFilter(
@@ -69,11 +70,31 @@ def summary(
             f"{row['gpu_hours']:.3g}",
         ]
 
+    # per-unit-of-work columns only for the units some run reported
+    units = [u for u in UNITS if u in result["total"].get("per_unit", {})]
+
+    def work_cells(row: dict[str, Any]) -> list[str]:
+        out = []
+        for unit in units:
+            figures = row.get("per_unit", {}).get(unit)
+            if not figures:
+                out.append(UNKNOWN)
+                continue
+            tag = unit_tag(unit)
+            cell = text(figures[f"wh_per_{tag}"], figures[f"g_co2e_per_{tag}"])
+            if figures["runs"] < row["runs"]:
+                cell += f" ({figures['runs']} of {row['runs']} runs)"
+            out.append(cell)
+        return out
+
     rows = [[str(r[k]) if r[k] is not None else "(unknown)" for k in keys] + cells(r)
-            for r in result["groups"]]  # fmt: skip
+            + work_cells(r) for r in result["groups"]]  # fmt: skip
     total = result["total"]
-    rows.append(["total"] + [""] * (len(keys) - 1) + cells({**total, "running": None}))
-    table([*keys, "runs", "energy", "CO2e", "cost", "GPU-hours"], rows)
+    rows.append(
+        ["total"] + [""] * (len(keys) - 1) + cells({**total, "running": None}) + work_cells(total)
+    )
+    headers = [*keys, "runs", "energy", "CO2e", "cost", "GPU-hours"]
+    table(headers + [f"per {UNITS[u][1]}" for u in units], rows)
 
 
 def _filters_text(*values: Any) -> str:
@@ -116,8 +137,14 @@ def _fmt_metric(metric: str, value: float | None) -> str:
         return fmt_duration(value)
     if metric.endswith("_kwh"):
         return fmt_energy(value)
-    if metric == "co2_kg":
+    if metric in ("co2_kg", "co2_series_kg"):
         return fmt_co2(value)
+    if metric in ("tokens", "samples"):
+        return f"{value:,.0f}"
+    if metric.startswith("wh_per_"):
+        return fmt_energy(value / 1000)
+    if metric.startswith("g_co2e_"):
+        return f"{fmt_co2(value / 1000)} CO2e"
     if metric == "cost_usd":
         return fmt_usd(value)
     if metric.endswith("_power_w"):
@@ -166,3 +193,27 @@ def print_comparison(result: dict[str, Any]) -> None:
     for r in runs:
         line = f"|{sparkline(r['profile_w'], top)}|" if r["profile_w"] else "(no samples)"
         console.print(f"  {r['run_id'][:12]}  {line}", markup=False)
+    notes = _comparison_notes(result)
+    if notes:
+        console.print("")
+    for note in notes:
+        console.print(note, markup=False)
+
+
+def _comparison_notes(result: dict[str, Any]) -> list[str]:
+    """What the optional rows rest on: each time-resolved figure's method (the annual
+    figure stays the one to compare), and the basis of the per-unit figures."""
+    metrics, runs = result["metrics"], result["runs"]
+    notes = []
+    if "co2_series_kg" in metrics:
+        notes.append("CO2e time-resolved (the CO2e row above stays the annual figure):")
+        for r in runs:
+            method = r.get("co2_series_method") or "none (no imported series covers this run)"
+            notes.append(f"  {r['run_id'][:12]}  {method}")
+    if any(m in metrics for m in ("tokens", "samples")):
+        basis = next((r["energy_basis"] for r in runs if r.get("energy_basis")), "")
+        notes.append(
+            f"per unit of work: {basis}, over the last count the run reported; "
+            "unknown where a run reported none"
+        )
+    return notes

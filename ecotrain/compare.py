@@ -1,7 +1,8 @@
-"""Runs side by side (`ecotrain compare A B`): energy by component, power profile, cost.
+"""Runs side by side (`ecotrain compare A B`): energy by component, power profile, cost,
+the time-resolved CO2e beside the annual one, and efficiency per unit of work.
 
-:func:`compare_runs` returns a plain dict so other figures (e.g. efficiency per token) can be
-added as more ``METRICS`` or more keys per run without touching the printing.
+:func:`compare_runs` returns a plain dict so other figures can be added as more ``METRICS``
+or more keys per run without touching the printing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,21 @@ METRICS: dict[str, str] = {
     "gpu_hours": "GPU-hours",
     "mean_power_w": "mean IT power",
     "peak_power_w": "peak IT power",
+}
+
+# Shown (and diffed) only when at least one of the runs has them: the time-resolved CO2e
+# (an imported grid series covered the run; shown right after the annual CO2e) and the
+# per-unit-of-work figures (runs that reported tokens/samples; keys of efficiency.per_unit).
+OPTIONAL_METRICS: dict[str, str] = {
+    "co2_series_kg": "CO2e time-resolved",
+    "tokens": "tokens reported",
+    "wh_per_1m_tokens": "Wh per 1M tokens",
+    "g_co2e_per_1m_tokens": "g CO2e per 1M tokens",
+    "g_co2e_series_per_1m_tokens": "g CO2e per 1M tokens, time-resolved",
+    "samples": "samples reported",
+    "wh_per_1k_samples": "Wh per 1k samples",
+    "g_co2e_per_1k_samples": "g CO2e per 1k samples",
+    "g_co2e_series_per_1k_samples": "g CO2e per 1k samples, time-resolved",
 }
 
 
@@ -64,11 +80,35 @@ def run_figures(run: dict[str, Any], samples: list[dict[str, Any]]) -> dict[str,
     ]
     out["peak_power_w"] = max(totals) if totals else None
     out["profile_w"] = power_profile(samples)
+    from ecotrain.efficiency import per_unit
+
+    for key in ("co2_series_kg", "intensity_series_g_per_kwh", "co2_series_method"):
+        out[key] = run.get(key)
+    work = per_unit(run)
+    for key in OPTIONAL_METRICS:
+        if key != "co2_series_kg":
+            out[key] = work.get(key)
+    out["energy_basis"] = work.get("energy_basis")
+    return out
+
+
+def metrics_for(runs: list[dict[str, Any]]) -> dict[str, str]:
+    """METRICS plus the optional ones some run has (the time-resolved CO2e after the annual
+    one, the per-unit figures last)."""
+    out: dict[str, str] = {}
+    for key, label in METRICS.items():
+        out[key] = label
+        if key == "co2_kg" and any(r.get("co2_series_kg") is not None for r in runs):
+            out["co2_series_kg"] = OPTIONAL_METRICS["co2_series_kg"]
+    for key, label in OPTIONAL_METRICS.items():
+        if key != "co2_series_kg" and any(r.get(key) is not None for r in runs):
+            out[key] = label
     return out
 
 
 def compare_runs(engine: Any, run_ids: list[str]) -> dict[str, Any]:
-    """``{"runs": [figures...], "diff": {metric: {"delta", "ratio"}}, "metrics": METRICS}``.
+    """``{"runs": [figures...], "diff": {metric: {"delta", "ratio"}}, "metrics": {...}}``:
+    METRICS, plus the time-resolved CO2e and per-unit figures when some run has them.
 
     ``diff`` compares each later run with the first: ``delta`` = later - first, ``ratio`` =
     later / first (None when either is unknown or the first is 0). Raises
@@ -81,8 +121,9 @@ def compare_runs(engine: Any, run_ids: list[str]) -> dict[str, Any]:
         row = get_run(engine, rid)
         runs.append(run_figures(row, run_samples(engine, row["run_id"])))
     base = runs[0]
+    metrics = metrics_for(runs)
     diff: dict[str, list[dict[str, float | None]]] = {}
-    for metric in METRICS:
+    for metric in metrics:
         diff[metric] = []
         for other in runs[1:]:
             a, b = base.get(metric), other.get(metric)
@@ -90,4 +131,4 @@ def compare_runs(engine: Any, run_ids: list[str]) -> dict[str, Any]:
             diff[metric].append(
                 {"delta": b - a if known else None, "ratio": b / a if known and a else None}
             )
-    return {"runs": runs, "diff": diff, "metrics": dict(METRICS)}
+    return {"runs": runs, "diff": diff, "metrics": metrics}

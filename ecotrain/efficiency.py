@@ -10,11 +10,28 @@ Nothing is derived for a run that reported no units: unknown, not zero.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 # unit -> (per how many, label)
 UNITS = {"tokens": (1e6, "1M tokens"), "samples": (1e3, "1k samples")}
+
+
+def unit_tag(unit: str) -> str:
+    """The suffix of a unit's keys: ``1m_tokens`` or ``1k_samples``."""
+    return "1m_tokens" if unit == "tokens" else "1k_samples"
+
+
+def text(wh: float | None, g_co2e: float | None) -> str:
+    """'X Wh, Y g CO2e': how every command shows a per-unit pair."""
+    from ecotrain.units import fmt_co2, fmt_energy
+
+    return f"{fmt_energy(_per_k(wh))}, {fmt_co2(_per_k(g_co2e))} CO2e"
+
+
+def _per_k(value: float | None) -> float | None:
+    """Wh -> kWh and g -> kg: the units ecotrain.units scales from."""
+    return None if value is None else value / 1000
 
 
 def _work(run: Mapping[str, Any]) -> dict[str, float]:
@@ -50,7 +67,7 @@ def per_unit(run: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"energy_basis": "facility energy (IT x PUE), whole run"}
     for unit, count in work.items():
         per, _ = UNITS[unit]
-        tag = "1m_tokens" if unit == "tokens" else "1k_samples"
+        tag = unit_tag(unit)
         out[unit] = count
         out[f"wh_per_{tag}"] = kwh * 1000 * per / count if kwh is not None else None
         out[f"g_co2e_per_{tag}"] = co2 * 1000 * per / count if co2 is not None else None
@@ -78,7 +95,7 @@ def pooled(runs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         if not n:
             continue
         per, _ = UNITS[unit]
-        tag = "1m_tokens" if unit == "tokens" else "1k_samples"
+        tag = unit_tag(unit)
         out[unit] = {
             "runs": int(n),
             "count": count,
@@ -90,15 +107,15 @@ def pooled(runs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 def sentence(pooled_figures: Mapping[str, Any], n_runs: int) -> str:
     """One sentence for a report's method section ('' when no run reported work)."""
-    from ecotrain.units import fmt
+    from ecotrain.units import fmt_co2, fmt_energy
 
     parts = []
     for unit, figures in pooled_figures.items():
         _, label = UNITS[unit]
-        tag = "1m_tokens" if unit == "tokens" else "1k_samples"
+        tag = unit_tag(unit)
         parts.append(
-            f"{fmt(figures[f'wh_per_{tag}'], 'Wh', 3)} and "
-            f"{fmt(figures[f'g_co2e_per_{tag}'], 'g CO2e', 3)} per {label} "
+            f"{fmt_energy(_per_k(figures[f'wh_per_{tag}']))} and "
+            f"{fmt_co2(_per_k(figures[f'g_co2e_per_{tag}']))} CO2e per {label} "
             f"({figures['runs']} of {n_runs} runs reported {unit})"
         )
     if not parts:
@@ -108,8 +125,9 @@ def sentence(pooled_figures: Mapping[str, Any], n_runs: int) -> str:
     )
 
 
-def runs_with_work(engine: Any, flt: Any) -> list[dict[str, Any]]:
-    """The runs matching ``flt`` that reported tokens or samples (filtered in SQL)."""
+def runs_with_work(engine: Any, flt: Any, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The runs matching ``flt`` that reported tokens or samples (filtered in SQL), with
+    the ``extra`` runs columns too (e.g. what `ecotrain summary` groups by)."""
     from sqlalchemy import String, cast, or_, select
 
     from ecotrain.store.schema import runs
@@ -121,6 +139,7 @@ def runs_with_work(engine: Any, flt: Any) -> list[dict[str, Any]]:
         runs.c.facility_energy_kwh,
         runs.c.co2_kg,
         runs.c.co2_series_kg,
+        *[runs.c[c] for c in extra if c not in ("run_id", "progress")],
     ).where(flt.where(), or_(text.contains('"tokens"'), text.contains('"samples"')))
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(stmt)]
@@ -184,7 +203,7 @@ def report_sentences(engine: Any, flt: Any, n_runs: int, gpu_hours: float) -> st
 
 def show_lines(run: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Extra `ecotrain show` lines: the time-resolved CO2e and the per-unit figures."""
-    from ecotrain.units import fmt, fmt_co2
+    from ecotrain.units import fmt_co2
 
     lines = []
     if run.get("co2_series_kg") is not None:
@@ -194,13 +213,7 @@ def show_lines(run: Mapping[str, Any]) -> list[tuple[str, str]]:
     figures = per_unit(run)
     for unit, (_, label) in UNITS.items():
         if unit in figures:
-            tag = "1m_tokens" if unit == "tokens" else "1k_samples"
-            lines.append(
-                (
-                    f"per {label}",
-                    f"{fmt(figures[f'wh_per_{tag}'], 'Wh', 3)}, "
-                    f"{fmt(figures[f'g_co2e_per_{tag}'], 'g CO2e', 3)} "
-                    f"({figures[unit]:,.0f} {unit})",
-                )
-            )
+            t = unit_tag(unit)
+            pair = text(figures[f"wh_per_{t}"], figures[f"g_co2e_per_{t}"])
+            lines.append((f"per {label}", f"{pair} ({figures[unit]:,.0f} {unit})"))
     return lines

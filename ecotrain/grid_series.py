@@ -12,10 +12,14 @@ the default for comparability.
 from __future__ import annotations
 
 import bisect
+import gc
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
+from operator import add, mul, sub
 from pathlib import Path
 from typing import Any
 
@@ -321,27 +325,33 @@ class PowerCurve:
     one that read only zeros, flat (only the *shape* weights, so any constant will do).
 
     :meth:`energy_at` is the cumulative energy at ``t`` (J), in O(log n) after an O(n)
-    set-up done in list comprehensions: what makes 100,000 runs a matter of seconds."""
+    set-up done in C (map/accumulate): what makes 100,000 runs a matter of seconds."""
 
     __slots__ = ("ts", "ws", "cum", "duration", "total", "points")
 
     def __init__(self, timeline: Sequence[tuple[float, float]], duration_s: float) -> None:
-        self.points = len(timeline)
-        last_t = timeline[-1][0] if timeline else 0.0
-        duration = max(float(duration_s or 0.0), last_t)
-        if not timeline or not any(w for _, w in timeline):
-            timeline = [(0.0, 1.0)]
-        # One plain loop: measured faster than map/accumulate or numpy (whose conversion
-        # of the tuples costs more than the sum) for timelines of a few hundred points.
-        ts, ws, cum = [], [], []
-        t0, w0 = timeline[0]
-        acc = 2.0 * max(t0, 0.0) * w0  # twice the energy (trapezoids), halved in energy_at
-        for t, w in timeline:
-            acc += (t - t0) * (w + w0)
-            ts.append(t)
-            ws.append(w)
-            cum.append(acc)
-            t0, w0 = t, w
+        self._build([p[0] for p in timeline], [p[1] for p in timeline], duration_s)
+
+    @classmethod
+    def from_columns(
+        cls, ts: Sequence[float], ws: Sequence[float], duration_s: float
+    ) -> PowerCurve:
+        """The same curve from the times and the powers as two sequences (what a bulk
+        read of many runs' timelines yields without building a tuple per point)."""
+        curve = cls.__new__(cls)
+        curve._build(ts, ws, duration_s)
+        return curve
+
+    def _build(self, ts: Sequence[float], ws: Sequence[float], duration_s: float) -> None:
+        self.points = len(ts)
+        duration = max(float(duration_s or 0.0), ts[-1] if ts else 0.0)
+        if not ts or not any(ws):
+            ts, ws = [0.0], [1.0]
+        # Twice the energy (trapezoids, halved in energy_at), cumulated left to right with
+        # map/accumulate: the per-point work stays in C, the same sums in the same order as
+        # a plain loop (so the figures do not change), about twice as fast.
+        acc0 = 2.0 * max(ts[0], 0.0) * ws[0]
+        cum = list(accumulate(map(mul, map(sub, ts[1:], ts), map(add, ws[1:], ws)), initial=acc0))
         self.ts, self.ws, self.cum, self.duration = ts, ws, cum, duration
         self.total = self.energy_at(duration)
 
@@ -404,16 +414,22 @@ def time_resolved(
     """The time-resolved columns of one finished run (``co2_series_kg``,
     ``intensity_series_g_per_kwh``, ``co2_series_method``), or None when the series does not
     cover it (less than :data:`MIN_COVERAGE` of its energy) or it has no facility energy."""
+    if run.get("started_at") is None or run.get("facility_energy_kwh") is None:
+        return None
+    return _curve_figure(run, PowerCurve(timeline, run.get("duration_s") or 0.0), series)
+
+
+def _curve_figure(run: dict[str, Any], curve: PowerCurve, series: Series) -> dict[str, Any] | None:
+    """:func:`time_resolved` once the run's power curve is built."""
     started, kwh = run.get("started_at"), run.get("facility_energy_kwh")
-    duration = run.get("duration_s") or 0.0
     if started is None or kwh is None:
         return None
-    w = weighted_intensity(PowerCurve(timeline, duration), _epoch(started), series)
+    w = weighted_intensity(curve, _epoch(started), series)
     if w.g_per_kwh is None or w.coverage < MIN_COVERAGE:
         return None
     shape = (
-        f"weighted by the run's power timeline ({len(timeline)} points)"
-        if timeline
+        f"weighted by the run's power timeline ({curve.points} points)"
+        if curve.points
         else "weighted evenly over the run's span (no power timeline)"
     )
     cover = "100%" if w.coverage >= 0.9995 else f"{w.coverage:.1%} (the rest at the same mean)"
@@ -428,25 +444,65 @@ def time_resolved(
     }
 
 
-def _timelines(conn: Any, run_ids: Sequence[str]) -> dict[str, list[tuple[float, float]]]:
-    """The power timelines (t_s, total W) of several runs, in one query."""
-    from sqlalchemy import select
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector around a bulk read: a million fresh (acyclic)
+    tuples and floats otherwise trigger hundreds of collections, which measured as long as
+    the read itself."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _timelines(
+    conn: Any, run_ids: Sequence[str]
+) -> dict[str, tuple[Sequence[float], Sequence[float]]]:
+    """The power timelines of several runs as (times, total W) columns, in two queries: how
+    many points each run has, then all the points in (run, time) order.
+
+    Millions of points go through here, so it reads with the driver's own cursor (plain
+    tuples: SQLAlchemy's Row objects cost more than the reading), sums the components in
+    SQL, and leaves the run id out of the rows (the counts say where each run's points end).
+    """
+    from sqlalchemy import func, select
 
     from ecotrain.store.schema import samples
 
-    out: dict[str, list[tuple[float, float]]] = {r: [] for r in run_ids}
-    rows = conn.execute(
-        select(samples.c.run_id, samples.c.t_s, samples.c.gpu_w, samples.c.cpu_w, samples.c.ram_w)
-        .where(samples.c.run_id.in_(list(run_ids)))
-        .order_by(samples.c.run_id, samples.c.t_s)
+    ids = list(run_ids)
+    counts = conn.execute(
+        select(samples.c.run_id, func.count())
+        .where(samples.c.run_id.in_(ids))
+        .group_by(samples.c.run_id)
+        .order_by(samples.c.run_id)
+    ).all()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    # The same left-to-right sum as (gpu or 0) + (cpu or 0) + (ram or 0) in Python.
+    sql = (
+        "SELECT t_s, COALESCE(gpu_w, 0.0) + COALESCE(cpu_w, 0.0) + COALESCE(ram_w, 0.0) "
+        f"FROM samples WHERE run_id IN ({', '.join([mark] * len(ids))}) ORDER BY run_id, t_s"
     )
-    for run_id, t, g, c, r in rows:
-        out[run_id].append((t, (g or 0.0) + (c or 0.0) + (r or 0.0)))
+    cursor = conn.connection.cursor()
+    with _no_gc():
+        try:
+            cursor.execute(sql, ids)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        ts, ws = zip(*rows, strict=True) if rows else ((), ())
+    out: dict[str, tuple[Sequence[float], Sequence[float]]] = {r: ((), ()) for r in ids}
+    i = 0
+    for run_id, n in counts:  # the same run_id order as the points
+        out[run_id] = (ts[i : i + n], ws[i : i + n])
+        i += n
     return out
 
 
 SERIES_COLUMNS = ("co2_series_kg", "intensity_series_g_per_kwh", "co2_series_method")
-CHUNK = 500  # runs per timeline query and per batch of updates
+CHUNK = 1000  # runs per timeline query and per batch of updates
 
 
 def apply_to_runs(
@@ -458,7 +514,10 @@ def apply_to_runs(
 ) -> int:
     """Compute and store the time-resolved CO2e of finished runs in ``region`` (optionally
     only those starting in [start, end), or only ``run_ids``); returns how many got one.
-    A run the series no longer covers keeps no stale figure."""
+    A run the series no longer covers keeps no stale figure.
+
+    In chunks of :data:`CHUNK` runs: one read of their timelines, the figures, one
+    executemany of the updates, one transaction."""
     from sqlalchemy import bindparam, select, update
 
     from ecotrain.store.schema import runs
@@ -485,16 +544,28 @@ def apply_to_runs(
         .where(runs.c.run_id == bindparam("rid"))
         .values({c: bindparam(c) for c in SERIES_COLUMNS})
     )
+    blank = dict.fromkeys(SERIES_COLUMNS)
     done = 0
     for i in range(0, len(rows), CHUNK):
         chunk = rows[i : i + CHUNK]
         with engine.begin() as conn:
-            timelines = _timelines(conn, [r["run_id"] for r in chunk]) if series else {}
+            if series is not None:
+                # only runs that can get a figure need their timeline read
+                wanted = [
+                    r["run_id"]
+                    for r in chunk
+                    if r["started_at"] is not None and r["facility_energy_kwh"] is not None
+                ]
+                timelines = _timelines(conn, wanted) if wanted else {}
             params = []
             for r in chunk:
-                cols = time_resolved(r, timelines[r["run_id"]], series) if series else None
+                cols = None
+                if series is not None and r["run_id"] in timelines:
+                    ts, ws = timelines[r["run_id"]]
+                    curve = PowerCurve.from_columns(ts, ws, r["duration_s"] or 0.0)
+                    cols = _curve_figure(r, curve, series)
                 done += cols is not None
-                params.append({"rid": r["run_id"], **(cols or dict.fromkeys(SERIES_COLUMNS))})
+                params.append({"rid": r["run_id"], **(cols or blank)})
             conn.execute(setter, params)
     return done
 

@@ -27,15 +27,27 @@ def parse_by(text: str) -> list[str]:
 
 
 def summarize(engine: Any, flt: Any, by: list[str]) -> dict[str, Any]:
-    """``{"by": [...], "groups": [{<keys>, runs, running, energy_kwh, ...}], "total": {...}}``.
+    """``{"by": [...], "groups": [{<keys>, runs, running, energy_kwh, ..., per_unit}],
+    "total": {...}}``.
 
     ``energy_kwh`` is facility energy (IT x PUE), as everywhere in ecotrain's totals.
+    ``per_unit`` is :func:`ecotrain.efficiency.pooled` over the group's runs that reported
+    tokens or samples (``{}`` when none did).
     """
+    from collections import defaultdict
+
+    from ecotrain.efficiency import pooled, runs_with_work
     from ecotrain.store.aggregates import grouped_totals, totals
 
     names = {col: name for name, col in BY.items()}
     groups = grouped_totals(engine, flt, tuple(by))
+    work = runs_with_work(engine, flt, extra=by)
+    by_key: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for run in work:
+        by_key[tuple(run[c] for c in by)].append(run)
     for row in groups:
+        row["per_unit"] = pooled(by_key.get(tuple(row[c] for c in by), []))
         for col in by:
             row[names[col]] = row.pop(col) if col != names[col] else row[col]
-    return {"by": [names[c] for c in by], "groups": groups, "total": totals(engine, flt)}
+    total = {**totals(engine, flt), "per_unit": pooled(work)}
+    return {"by": [names[c] for c in by], "groups": groups, "total": total}

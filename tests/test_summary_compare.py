@@ -31,7 +31,9 @@ def test_summary_by_project_json(fx: Path) -> None:
     assert data["total"] == {
         "runs": 4, "energy_kwh": 135.0, "it_energy_kwh": pytest.approx(90.0),
         "co2_kg": 64.0, "cost_usd": 15.5, "gpu_hours": 31.0,
+        "per_unit": {},  # no run reported tokens or samples: no per-unit figures
     }  # fmt: skip
+    assert groups["alpha"]["per_unit"] == {}
     # largest CO2e first
     assert [g["project"] for g in data["groups"]] == ["beta", "alpha"]
 
