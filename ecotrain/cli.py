@@ -221,8 +221,9 @@ def sync(
     if status:
         from ecotrain.output import print_spool
 
-        print_spool(spool.spool_dir(), spool.pending())
-        raise typer.Exit(_print_quarantine(quarantine.listing()))
+        set_aside = quarantine.listing()
+        print_spool(spool.spool_dir(), spool.pending(), set_aside, as_json=as_json)
+        raise typer.Exit(1 if set_aside else 0)
     from ecotrain.store.db import sync_all
 
     if retry_quarantined:
@@ -252,16 +253,6 @@ def sync(
         )
     if failed or set_aside:
         raise typer.Exit(1)
-
-
-def _print_quarantine(rows: list[dict]) -> int:
-    """List quarantined records (stdout); the exit code `sync --status` ends with."""
-    if not rows:
-        return 0
-    print(f"{len(rows)} record(s) quarantined (a database refused them; not retried):")
-    for row in rows:
-        print(f"  {row['run_id'][:12]}  {row['since']}  {row['reason']}  ({row['file']})")
-    return 1
 
 
 @config_app.command("show")

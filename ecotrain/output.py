@@ -415,27 +415,44 @@ def print_savings(items: list, mode: str, as_json: bool = False) -> None:
         )
 
 
-def print_spool(directory: Any, files: list) -> None:
-    """`ecotrain sync --status`: the records waiting in the spool and where they go."""
+def spool_rows(files: list) -> list[dict]:
+    """The spooled records waiting: run id, status, project, last state, database (masked)."""
     from ecotrain.store.engine import mask_url
     from ecotrain.store.spool import load
 
-    console.print(f"{len(files)} record(s) pending in {directory}")
     rows = []
     for path in files:
         record = load(path) or {}
         run = record.get("run", {})
         rows.append(
-            (
-                path.stem[:12],
-                run.get("status", "?"),
-                run.get("project", ""),
-                str(run.get("heartbeat_at") or run.get("started_at") or "")[:19],
-                mask_url(str(record.get("target") or "(default database)")),
-            )
+            {
+                "run_id": path.stem,
+                "status": run.get("status", "?"),
+                "project": run.get("project", ""),
+                "last_state": str(run.get("heartbeat_at") or run.get("started_at") or "")[:19],
+                "database": mask_url(str(record.get("target") or "(default database)")),
+            }
         )
+    return rows
+
+
+def print_spool(directory: Any, files: list, quarantined: list, as_json: bool = False) -> None:
+    """`ecotrain sync --status`: the records waiting in the spool and where they go, and
+    those set aside (quarantined)."""
+    rows = spool_rows(files)
+    if as_json:
+        print_json({"spool": str(directory), "pending": rows, "quarantined": quarantined})
+        return
+    console.print(f"{len(files)} record(s) pending in {directory}", markup=False)
     if rows:
-        table(["run", "status", "project", "last state", "database"], rows)
+        table(
+            ["run", "status", "project", "last state", "database"],
+            [(r["run_id"][:12], *list(r.values())[1:]) for r in rows],
+        )
+    if quarantined:
+        print(f"{len(quarantined)} record(s) quarantined (a database refused them; not retried):")
+        for row in quarantined:
+            print(f"  {row['run_id'][:12]}  {row['since']}  {row['reason']}  ({row['file']})")
 
 
 def print_job(job: str, total: dict, rows: list[dict]) -> None:

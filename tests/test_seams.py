@@ -39,8 +39,7 @@ def test_a_short_run_gets_its_time_resolved_co2_like_a_long_one(
     def series_row() -> tuple:
         with sqlite3.connect(db_path) as conn:
             return conn.execute(
-                "select intensity_series_g_per_kwh, co2_series_kg, facility_energy_kwh"
-                " from runs"
+                "select intensity_series_g_per_kwh, co2_series_kg, facility_energy_kwh from runs"
             ).fetchone()
 
     # the detached sync (if any) may still be accounting it
@@ -52,3 +51,72 @@ def test_a_short_run_gets_its_time_resolved_co2_like_a_long_one(
     g, co2, facility = series_row()
     assert g == pytest.approx(50.0)
     assert co2 == pytest.approx(facility * 50.0 / 1000)
+
+
+def test_quarantine_and_masked_spool_targets_with_a_password(isolated: Path, pg_url: str) -> None:
+    """Issue 16's masked spool targets meet 16b's quarantine: a record for a PostgreSQL URL
+    with a password is set aside, listed without the password, and once fixed goes back to
+    the database the password is configured for."""
+    import json
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from store_helpers import make_record
+
+    from ecotrain.store import spool
+
+    secret = "s3cr3t-pw"
+    url = make_url(pg_url).set(password=secret).render_as_string(hide_password=False)
+    bad = "b" * 32
+    record = make_record(bad, beat=2, status="failed")
+    record["run"]["exit_code"] = 2**70  # no database can store it
+    spool.spool(record, target=url)
+    folder = isolated / "home" / "data" / "spool"
+    assert secret not in (folder / f"{bad}.json").read_text()
+    env = {"ECOTRAIN_DB": url}  # the configured database holds the password
+    first = run_cli("sync", env=env)
+    assert first.returncode == 1 and "quarantined" in first.stderr, first.stderr
+    held = folder / "quarantine" / f"{bad}.json"
+    assert held.exists()
+    status = run_cli("sync", "--status", env=env)
+    assert status.returncode == 1 and bad[:12] in status.stdout
+    for text_out in (first.stdout, first.stderr, status.stdout, status.stderr):
+        assert secret not in text_out
+    assert secret not in held.read_text()
+    listed = run_cli("sync", "--status", "--json", env=env)
+    assert listed.returncode == 1 and secret not in listed.stdout
+    shown = json.loads(listed.stdout)
+    assert [q["run_id"] for q in shown["quarantined"]] == [bad] and shown["pending"] == []
+    assert secret not in (folder / "quarantine" / f"{bad}.json.why").read_text()
+    # the cause fixed by hand; retried, it reaches the database the password opens
+    fixed = json.loads(held.read_text())
+    fixed["run"]["exit_code"] = 3
+    held.write_text(json.dumps(fixed))
+    retry = run_cli("sync", "--retry-quarantined", env=env)
+    assert retry.returncode == 0, retry.stderr
+    assert secret not in retry.stdout + retry.stderr
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        codes = conn.execute(text("select exit_code from runs")).scalars().all()
+    engine.dispose()
+    assert codes == [3]
+    assert not held.exists() and not (folder / f"{bad}.json").exists()
+
+
+def test_sync_status_json_lists_pending_records_with_masked_targets(isolated: Path) -> None:
+    """`sync --status --json` printed the text table (every other command's --json is JSON)."""
+    import json
+
+    from store_helpers import make_record
+
+    from ecotrain.store import spool
+
+    empty = run_cli("sync", "--status", "--json")
+    assert empty.returncode == 0, empty.stderr
+    assert json.loads(empty.stdout)["pending"] == []
+    spool.spool(make_record("a" * 32, beat=1), target="postgresql://u:pw9@127.0.0.1:1/lab")
+    out = run_cli("sync", "--status", "--json")
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)["pending"]
+    assert row["run_id"] == "a" * 32 and row["status"] == "running"
+    assert "pw9" not in out.stdout and "127.0.0.1:1/lab" in row["database"]
