@@ -26,7 +26,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 config_app = typer.Typer(help="Show the effective settings.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema and status.", no_args_is_help=True)
+db_app = typer.Typer(help="Create, migrate or inspect the database.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 
@@ -108,7 +108,9 @@ def _root(
     }
 )
 def run(ctx: typer.Context) -> None:
-    """Run COMMAND and record its energy, CO2e and cost (ecotrain run --help for options)."""
+    """Run a command and record its energy, CO2e and cost.
+
+    `ecotrain run --help` lists its options."""
     # Normally main() dispatches `run` before Typer loads; this keeps `ecotrain --help` and
     # app-level invocations (tests, python -m) on the same parser.
     from ecotrain.run_cli import main as run_main
@@ -182,7 +184,9 @@ def show(
 
 @app.command()
 def doctor(as_json: JsonOpt = False) -> None:
-    """What this machine can measure, and how; the region, PUE and price in force."""
+    """Show what this machine can measure, and how.
+
+    Also the region, PUE and price in force."""
     from ecotrain.doctor import diagnose
     from ecotrain.output import print_doctor
 
@@ -212,7 +216,9 @@ def sync(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Push spooled run records to their database; identify checkpoints still pending.
+    """Push spooled run records to their database.
+
+    Also identifies the checkpoints still pending.
 
     Exits 1 while any record is kept back: pending, or set aside (quarantined) because a
     database refused it for a reason a retry cannot fix."""
@@ -306,7 +312,9 @@ def lineage(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the checkpoints a run read and wrote, or a checkpoint's ancestors and reusers."""
+    """Show a run's or a checkpoint's lineage.
+
+    The checkpoints a run read and wrote, or a checkpoint's ancestors and reusers."""
     from ecotrain.lineage_view import as_dict, resolve_item, tree
 
     store = _open_store(db)
@@ -331,7 +339,9 @@ def checkpoints_cmd(
     as_json: JsonOpt = False,
     mode: ModeOpt = "reproduce",
 ) -> None:
-    """List checkpoints: names, footprint and its source, times reused."""
+    """List checkpoints, their footprints and reuse.
+
+    Names, footprint and its source, times reused."""
     from ecotrain.output import print_checkpoints
     from ecotrain.savings import MODES, footprints, list_checkpoints
 
@@ -359,7 +369,9 @@ def savings(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """What reusing checkpoints avoided (reported beside emissions, never netted)."""
+    """Show what reusing checkpoints avoided.
+
+    Reported beside emissions, never netted."""
     from ecotrain.output import print_savings
     from ecotrain.savings import MODES, avoided_for_runs
     from ecotrain.store.queries import RunFilter
@@ -403,7 +415,9 @@ def report(
     ] = None,
     db: DbOpt = None,
 ) -> None:
-    """Write the compute/energy/carbon statement for a paper from recorded runs."""
+    """Write a paper's compute, energy and carbon statement.
+
+    From recorded runs."""
     from ecotrain.reports import FORMATS, render
     from ecotrain.reports.model import NoRuns, build_report
     from ecotrain.savings import MODES
@@ -504,7 +518,9 @@ def export_cmd(
     with_checkpoints: Annotated[bool, typer.Option(help="Also checkpoint links.")] = False,
     db: DbOpt = None,
 ) -> None:
-    """Export runs (optionally samples and checkpoints) as CSV, Parquet, JSON or JSON lines."""
+    """Export runs as CSV, Parquet, JSON or JSON lines.
+
+    Optionally with samples and checkpoints."""
     from ecotrain.export import export, resolve_format
     from ecotrain.store.queries import RunFilter
 
@@ -526,7 +542,9 @@ def status_cmd(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Runs in progress (from their heartbeats): energy so far, power, progress, forecast."""
+    """Show runs in progress, with a forecast.
+
+    From their heartbeats: energy so far, power, progress, forecast."""
     from ecotrain.output import print_status
     from ecotrain.store.queries import RunFilter, list_runs
 
@@ -547,7 +565,7 @@ def dashboard(
         str, typer.Option(help="Address to bind (default: this machine only).")
     ] = "127.0.0.1",
 ) -> None:
-    """Open the lab dashboard (Streamlit) on the database, read-only."""
+    """Open the lab dashboard (Streamlit), read-only."""
     from ecotrain.extras import require
 
     require("dashboard", "ecotrain dashboard")

@@ -129,7 +129,9 @@ def estimate(
     intensity: IntensityOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """What would training on these accelerators cost? (also reproduces a paper's figures)"""
+    """Estimate what training on accelerators would cost.
+
+    Also reproduces a paper's figures from the inputs it states."""
     from ecotrain.estimate import estimate as run_estimate
 
     est = run_estimate(

@@ -10,7 +10,7 @@ import typer
 
 from ecotrain.cli import DbOpt, JsonOpt, _open_store, _settings, app, fail
 
-grid_app = typer.Typer(help="Hourly grid intensity series (import, show).", no_args_is_help=True)
+grid_app = typer.Typer(help="Import and show hourly grid intensity series.", no_args_is_help=True)
 app.add_typer(grid_app, name="grid")
 
 SPARK = " ▁▂▃▄▅▆▇█"
@@ -169,7 +169,9 @@ def advise(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """When and where a job would emit less: best start hour and day, other sites."""
+    """Advise when and where a job would emit less.
+
+    Best start hour and day, other sites."""
     from ecotrain.accounting import site_from_settings
     from ecotrain.advise import advise as make_advice
     from ecotrain.advise import profile_from_run, profile_planned, sites_from_settings

@@ -36,7 +36,9 @@ def exporter(
     project: Annotated[str | None, typer.Option(metavar="NAME", help="Only this project.")] = None,
     db: DbOpt = None,
 ) -> None:
-    """Serve energy, CO2e, cost and power now (per project/user/GPU) to Prometheus."""
+    """Serve the store's figures to Prometheus.
+
+    Energy, CO2e, cost and power now, per project, user and GPU."""
     from ecotrain.extras import require
 
     require("prometheus", "ecotrain exporter")
