@@ -72,7 +72,10 @@ def parse_when(value: str | None) -> datetime | None:
     if text[:-1].replace(".", "", 1).isdigit() and text[-1] in units:
         from datetime import timedelta
 
-        return utcnow() - timedelta(seconds=float(text[:-1]) * units[text[-1]])
+        try:
+            return utcnow() - timedelta(seconds=float(text[:-1]) * units[text[-1]])
+        except OverflowError:  # further back than datetime goes (year 1)
+            raise UserError(f"bad date {value!r}: {text} ago is before year 1") from None
     try:
         return datetime.fromisoformat(value)
     except ValueError:

@@ -17,7 +17,10 @@ DEFAULT_PORT = 9836
 @app.command()
 def exporter(
     port: Annotated[
-        int, typer.Option(metavar="PORT", help="Port for /metrics (0: any free port).")
+        int,
+        typer.Option(
+            metavar="PORT", min=0, max=65535, help="Port for /metrics (0: any free port)."
+        ),
     ] = DEFAULT_PORT,
     host: Annotated[
         str, typer.Option(metavar="ADDR", help="Address to bind (default: this machine only).")

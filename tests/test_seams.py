@@ -140,3 +140,19 @@ def test_top_level_help_lists_every_command_in_one_line_each() -> None:
         verbs = {"run", "list", "show", "push", "export", "write", "open", "estimate"}
         verbs |= {"advise", "serve", "sum", "compare", "create", "state", "import"}
         assert text.split()[0].strip(",").lower() in verbs, ln
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs", "--since", "99999999d"],  # i16's battery vs the relative dates of `runs`
+        ["summary", "--since", "99999999w"],
+        ["exporter", "--port", "99999"],  # i15's exporter: the port reached bind()
+        ["exporter", "--port", "-1"],
+    ],
+)
+def test_out_of_range_options_are_one_line_not_a_traceback(isolated: Path, args) -> None:
+    out = run_cli(*args, timeout=20)
+    assert out.returncode == 2, (out.returncode, out.stderr[-300:])
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) <= 4, out.stderr
