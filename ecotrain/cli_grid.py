@@ -114,9 +114,13 @@ def grid_show(
         print(json.dumps(out, indent=2))
         return
     for s in out:
+        minutes = s["step_s"] / 60
+        # a whole number of minutes as it is ("every 60 min", not "60.0"); else 3 figures
+        whole = minutes >= 1 and minutes == int(minutes)
+        step = fmt(minutes, "min", len(str(int(minutes))) if whole else 3)
         print(
             f"{s['zone']} {s['signal']} (region {s['region'] or 'none'}): {s['points']} points "
-            f"every {fmt(s['step_s'] / 60, 'min')}, {s['first'][:16]} to {s['last'][:16]} "
+            f"every {step}, {s['first'][:16]} to {s['last'][:16]} "
             f"UTC, {s['hours_missing']} hour(s) missing"
         )
         print(f"  source: {s['source']}; licence: {s['licence']}")

@@ -156,3 +156,63 @@ def test_out_of_range_options_are_one_line_not_a_traceback(isolated: Path, args)
     assert out.returncode == 2, (out.returncode, out.stderr[-300:])
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) <= 4, out.stderr
+
+
+def _covered_run(isolated: Path) -> None:
+    """One finished run in region FRA with an imported series covering it."""
+    series = _series_around_now(isolated / "fr.csv", "FR", 50.0)
+    assert run_cli("grid", "import", str(series), "--region", "FRA").returncode == 0
+    out = run_cli("run", "--region", "FRA", "--", sys.executable, "-c", "pass")
+    assert out.returncode == 0, out.stderr
+
+
+def test_latex_with_bib_keeps_the_time_resolved_sentence(isolated: Path, db_path: Path) -> None:
+    """Issue 17 appended its sentences to the methodology after issue 14 bounded it; the
+    LaTeX writer re-renders the paragraph for --bib citations and dropped them."""
+    _covered_run(isolated)
+    wait_synced(db_path)
+    bib = run_cli(
+        "report", "--format", "latex", "--bib", str(isolated / "r.bib"),
+        "-o", str(isolated / "r.tex"),
+    )  # fmt: skip
+    assert bib.returncode == 0, bib.stderr
+    assert "Time-resolved CO$_2$e" in (isolated / "r.tex").read_text()
+    plain = run_cli("report", "--format", "json")
+    import json
+
+    methodology = json.loads(plain.stdout)["methodology"]
+    assert "Time-resolved CO2e" in methodology
+    assert len(methodology.split()) <= 250  # issue 14's bound holds with the extra sentences
+
+
+def test_embodied_switched_on_is_not_also_called_excluded(isolated: Path, db_path: Path) -> None:
+    """Issue 14's method said "Excluded: embodied ... 0.010-0.013 kg per GPU-hour" while
+    issue 17's sentence reported the embodied figure at 0.0103 in the same paragraph, and
+    its GPU-hours came out in e-notation."""
+    import json
+
+    from store_helpers import make_record
+
+    from ecotrain.store.db import Store
+
+    record = make_record("e" * 32, beat=2, status="finished", gpu_energy_j=1.0e6)
+    record["run"]["gpu_hours"] = 1_082_990.0
+    Store(db_path).write_record(record)
+    on = run_cli("report", "--format", "json", env={"ECOTRAIN_EMBODIED": "on"})
+    assert on.returncode == 0, on.stderr
+    text = json.loads(on.stdout)["methodology"]
+    assert "Embodied emissions (reported beside" in text
+    assert "Excluded: embodied" not in text
+    assert "e+0" not in text and "1,080,000 GPU-hours" in text
+    off = json.loads(run_cli("report", "--format", "json").stdout)["methodology"]
+    assert "Excluded: embodied hardware emissions" in off
+
+
+def test_no_gpu_hours_gives_no_zero_range_of_embodied(isolated: Path, db_path: Path) -> None:
+    out = run_cli("run", "--", sys.executable, "-c", "pass")
+    assert out.returncode == 0
+    wait_synced(db_path)
+    import json
+
+    text = json.loads(run_cli("report", "--format", "json").stdout)["methodology"]
+    assert "i.e. 0-0" not in text and "for these 0 GPU-hours" not in text
