@@ -177,7 +177,7 @@ def checkpoint_register(
     from ecotrain.footprints import register, stated_footprint
     from ecotrain.lineage import identify
     from ecotrain.output import print_json
-    from ecotrain.units import fmt_co2, fmt_energy
+    from ecotrain.units import fmt_co2, fmt_energy, short_id
 
     if gpu is not None:
         from ecotrain.estimate import find_gpu
@@ -206,7 +206,7 @@ def checkpoint_register(
         print_json(row)
         return
     print(
-        f"registered {row['checkpoint_id'][:23]} ({row['name']}): "
+        f"registered {short_id(row['checkpoint_id'])} ({row['name']}): "
         f"{fmt_co2(row['fp_co2_kg'])} CO2e, {fmt_energy(row['fp_energy_kwh'])} — "
         f"{row['footprint_citation']}"
     )

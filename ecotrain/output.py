@@ -20,6 +20,7 @@ from ecotrain.units import (
     fmt_energy,
     fmt_number,
     fmt_usd,
+    short_id,
 )
 
 # In a pipe Rich would wrap tables at 80 columns; scripts reading us want whole lines.
@@ -180,8 +181,8 @@ def print_run(
             ),
         )
     for link in checkpoints or []:
-        name = link.get("name") or link["checkpoint_id"][:19]
-        lines.append((link["role"], f"{name}  {link['checkpoint_id'][:19]}  {link.get('path')}"))
+        shown = short_id(link["checkpoint_id"])
+        lines.append((link["role"], f"{link.get('name') or shown}  {shown}  {link.get('path')}"))
     for note in run.get("notes") or []:
         lines.append(("note", note))
     width = max(len(k) for k, _ in lines)
@@ -351,7 +352,7 @@ def print_checkpoints(rows: list[dict], as_json: bool = False) -> None:
         ["checkpoint", "name", "produced", "reused", "footprint energy", "CO2e", "source"],
         [
             (
-                r["checkpoint_id"][:19],
+                short_id(r["checkpoint_id"]),
                 r.get("name"),
                 r["times_produced"],
                 r["times_reused"],
@@ -387,7 +388,7 @@ def print_savings(items: list, mode: str, as_json: bool = False) -> None:
         ],
         [
             (
-                a.name or a.checkpoint_id[:19],
+                a.name or short_id(a.checkpoint_id),
                 a.footprint.source,
                 f"{a.reuses} run(s)",
                 fmt_energy(a.energy_kwh, kwh),

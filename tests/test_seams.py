@@ -216,3 +216,24 @@ def test_no_gpu_hours_gives_no_zero_range_of_embodied(isolated: Path, db_path: P
 
     text = json.loads(run_cli("report", "--format", "json").stdout)["methodology"]
     assert "i.e. 0-0" not in text and "for these 0 GPU-hours" not in text
+
+
+def test_registered_repos_keep_their_whole_id_in_lists(isolated: Path) -> None:
+    """Issue 13 registers repos as `hf:org/name`; lists cut every id to 19 characters (made
+    for `sha256:` + 12 hex), so Llama 2 7B and 13B both read `hf:meta-llama/Llama`."""
+    for repo, kg in (("meta-llama/Llama-2-7b-hf", "31220"), ("meta-llama/Llama-2-13b-hf", "62440")):
+        out = run_cli("checkpoint", "register", repo, "--co2-kg", kg, "--source", "Table 2")
+        assert out.returncode == 0, out.stderr
+        assert f"registered hf:{repo} " in out.stdout
+    listed = run_cli("checkpoints", env={"COLUMNS": "200"})
+    assert "hf:meta-llama/Llama-2-7b-hf" in listed.stdout
+    assert "hf:meta-llama/Llama-2-13b-hf" in listed.stdout
+    shown = run_cli("lineage", "hf:meta-llama/Llama-2-13b-hf")
+    assert shown.returncode == 0 and "(hf:meta-llama/Llama-2-13b-hf)" in shown.stdout
+
+
+def test_short_id_cuts_content_hashes_only() -> None:
+    from ecotrain.units import short_id
+
+    assert short_id("sha256:" + "ab" * 32) == "sha256:" + "ab" * 6
+    assert short_id("hf:meta-llama/Llama-2-13b-hf") == "hf:meta-llama/Llama-2-13b-hf"
