@@ -237,3 +237,30 @@ def test_short_id_cuts_content_hashes_only() -> None:
 
     assert short_id("sha256:" + "ab" * 32) == "sha256:" + "ab" * 6
     assert short_id("hf:meta-llama/Llama-2-13b-hf") == "hf:meta-llama/Llama-2-13b-hf"
+
+
+def test_a_logger_failure_note_is_redacted_like_every_other_note(
+    isolated: Path, db_path: Path
+) -> None:
+    """Issue 15's reporter adds its notes after issue 16 redacted the record once (and
+    marked it done): a tracking URL with a password in a logger's error reached the store."""
+    import json
+
+    import ecotrain
+
+    class Failing:
+        name = "mlflow"
+
+        def log(self, metrics, step):  # noqa: ANN001, ANN202
+            pass
+
+        def final(self, metrics, run_id, step, status):  # noqa: ANN001, ANN202
+            raise RuntimeError("POST https://ada:hunter2pw@mlflow.lab/api/2.0 failed")
+
+    with ecotrain.track(project="p") as run:
+        run._recorder.reporter.add(lambda: Failing(), "fake:1")
+    notes = run.record["notes"]
+    assert any("mlflow: RuntimeError" in n for n in notes), notes
+    assert not any("hunter2pw" in n for n in notes), notes
+    stored = wait_synced(db_path)
+    assert "hunter2pw" not in json.dumps(stored)
