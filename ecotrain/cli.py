@@ -291,7 +291,9 @@ def db_upgrade(db: DbOpt = None, as_json: JsonOpt = False) -> None:
 
 @db_app.command("info")
 def db_info(db: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """The database in use (password masked), its schema version and counts."""
+    """Show the database in use, its schema and counts.
+
+    The URL with its password masked."""
     from ecotrain.output import print_mapping
     from ecotrain.store.db import Store
     from ecotrain.store.queries import db_counts
@@ -473,7 +475,9 @@ def import_codecarbon_cmd(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import codecarbon runs (idempotent on their run_id; bad rows reported by line)."""
+    """Import codecarbon runs from its emissions.csv.
+
+    Idempotent on their run_id; bad rows reported by line."""
     from pathlib import Path
 
     from ecotrain.importers import NotCodecarbonCSV, import_codecarbon

@@ -173,7 +173,9 @@ def checkpoint_register(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """State what a checkpoint ecotrain did not record cost: as published, or estimated."""
+    """State what an unrecorded checkpoint cost.
+
+    What a checkpoint ecotrain did not record cost: as published, or estimated."""
     from ecotrain.footprints import register, stated_footprint
     from ecotrain.lineage import identify
     from ecotrain.output import print_json

@@ -46,7 +46,9 @@ def grid_import(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import an intensity series (offline), deduplicated, with its source and licence."""
+    """Import an hourly intensity series file.
+
+    Offline, deduplicated, with its source and licence."""
     from ecotrain.grid_series import import_file
 
     store = _open_store(db)
@@ -75,7 +77,9 @@ def grid_show(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Coverage of a zone's series and its intensity by hour of day."""
+    """Show a zone's series coverage and hourly profile.
+
+    Its coverage and its intensity by hour of day."""
     from ecotrain.advise import hourly_values
     from ecotrain.grid_series import list_series, load_series
     from ecotrain.units import fmt
