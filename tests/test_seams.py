@@ -266,3 +266,34 @@ def test_a_logger_failure_note_is_redacted_like_every_other_note(
     assert not any("hunter2pw" in n for n in notes), notes
     stored = wait_synced(db_path)
     assert "hunter2pw" not in json.dumps(stored)
+
+
+def test_the_detached_sync_gets_past_a_record_sqlite_refuses(isolated: Path, db_path: Path) -> None:
+    """Issue 16's stdlib writer raised OverflowError ("never raises") on a value SQLite cannot
+    hold, so the detached sync every run leaves behind died on that one spool file, before
+    issue 16b's quarantine could set it aside: no later record was pushed either."""
+    import os
+    import subprocess
+
+    from store_helpers import make_record
+
+    from ecotrain.store import lite, spool
+    from ecotrain.store.db import Store
+
+    Store(db_path)  # an existing store: the light writer's case
+    bad = make_record("b" * 32, beat=2, status="failed")
+    bad["run"]["exit_code"] = 2**70
+    assert lite.write(db_path, bad) is False
+    spool.spool(bad, target=str(db_path))
+    spool.spool(make_record("c" * 32, beat=1, status="finished"), target=str(db_path))
+    env = {**os.environ, "ECOTRAIN_SYNC_TARGET": str(db_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "ecotrain.store.detached", "c" * 32],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    with sqlite3.connect(db_path) as conn:
+        ids = [r[0] for r in conn.execute("select run_id from runs")]
+    assert ids == ["c" * 32]
+    folder = isolated / "home" / "data" / "spool"
+    assert (folder / "quarantine" / f"{'b' * 32}.json").exists()

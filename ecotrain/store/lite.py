@@ -100,7 +100,8 @@ def write(path: Path, record: dict, timeout_s: float = 0.05) -> bool:
             )
         conn.execute("COMMIT")
         return True
-    except (sqlite3.Error, KeyError, TypeError, ValueError):
+    except (sqlite3.Error, KeyError, TypeError, ValueError, OverflowError):
+        # OverflowError: an int SQLite cannot hold; the full store quarantines such a record.
         try:
             conn.execute("ROLLBACK")
         except sqlite3.Error:
