@@ -26,7 +26,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 config_app = typer.Typer(help="Show the effective settings.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema and status.", no_args_is_help=True)
+db_app = typer.Typer(help="Create, migrate or inspect the database.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 
@@ -72,7 +72,10 @@ def parse_when(value: str | None) -> datetime | None:
     if text[:-1].replace(".", "", 1).isdigit() and text[-1] in units:
         from datetime import timedelta
 
-        return utcnow() - timedelta(seconds=float(text[:-1]) * units[text[-1]])
+        try:
+            return utcnow() - timedelta(seconds=float(text[:-1]) * units[text[-1]])
+        except OverflowError:  # further back than datetime goes (year 1)
+            raise UserError(f"bad date {value!r}: {text} ago is before year 1") from None
     try:
         return datetime.fromisoformat(value)
     except ValueError:
@@ -108,7 +111,9 @@ def _root(
     }
 )
 def run(ctx: typer.Context) -> None:
-    """Run COMMAND and record its energy, CO2e and cost (ecotrain run --help for options)."""
+    """Run a command and record its energy, CO2e and cost.
+
+    `ecotrain run --help` lists its options."""
     # Normally main() dispatches `run` before Typer loads; this keeps `ecotrain --help` and
     # app-level invocations (tests, python -m) on the same parser.
     from ecotrain.run_cli import main as run_main
@@ -182,7 +187,9 @@ def show(
 
 @app.command()
 def doctor(as_json: JsonOpt = False) -> None:
-    """What this machine can measure, and how; the region, PUE and price in force."""
+    """Show what this machine can measure, and how.
+
+    Also the region, PUE and price in force."""
     from ecotrain.doctor import diagnose
     from ecotrain.output import print_doctor
 
@@ -212,7 +219,9 @@ def sync(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Push spooled run records to their database; identify checkpoints still pending.
+    """Push spooled run records to their database.
+
+    Also identifies the checkpoints still pending.
 
     Exits 1 while any record is kept back: pending, or set aside (quarantined) because a
     database refused it for a reason a retry cannot fix."""
@@ -221,8 +230,9 @@ def sync(
     if status:
         from ecotrain.output import print_spool
 
-        print_spool(spool.spool_dir(), spool.pending())
-        raise typer.Exit(_print_quarantine(quarantine.listing()))
+        set_aside = quarantine.listing()
+        print_spool(spool.spool_dir(), spool.pending(), set_aside, as_json=as_json)
+        raise typer.Exit(1 if set_aside else 0)
     from ecotrain.store.db import sync_all
 
     if retry_quarantined:
@@ -254,16 +264,6 @@ def sync(
         raise typer.Exit(1)
 
 
-def _print_quarantine(rows: list[dict]) -> int:
-    """List quarantined records (stdout); the exit code `sync --status` ends with."""
-    if not rows:
-        return 0
-    print(f"{len(rows)} record(s) quarantined (a database refused them; not retried):")
-    for row in rows:
-        print(f"  {row['run_id'][:12]}  {row['since']}  {row['reason']}  ({row['file']})")
-    return 1
-
-
 @config_app.command("show")
 def config_show(as_json: JsonOpt = False) -> None:
     """Print the effective settings and where each came from."""
@@ -291,7 +291,9 @@ def db_upgrade(db: DbOpt = None, as_json: JsonOpt = False) -> None:
 
 @db_app.command("info")
 def db_info(db: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """The database in use (password masked), its schema version and counts."""
+    """Show the database in use, its schema and counts.
+
+    The URL with its password masked."""
     from ecotrain.output import print_mapping
     from ecotrain.store.db import Store
     from ecotrain.store.queries import db_counts
@@ -315,7 +317,9 @@ def lineage(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the checkpoints a run read and wrote, or a checkpoint's ancestors and reusers."""
+    """Show a run's or a checkpoint's lineage.
+
+    The checkpoints a run read and wrote, or a checkpoint's ancestors and reusers."""
     from ecotrain.lineage_view import as_dict, resolve_item, tree
 
     store = _open_store(db)
@@ -340,7 +344,9 @@ def checkpoints_cmd(
     as_json: JsonOpt = False,
     mode: ModeOpt = "reproduce",
 ) -> None:
-    """List checkpoints: names, footprint and its source, times reused."""
+    """List checkpoints, their footprints and reuse.
+
+    Names, footprint and its source, times reused."""
     from ecotrain.output import print_checkpoints
     from ecotrain.savings import MODES, footprints, list_checkpoints
 
@@ -368,7 +374,9 @@ def savings(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """What reusing checkpoints avoided (reported beside emissions, never netted)."""
+    """Show what reusing checkpoints avoided.
+
+    Reported beside emissions, never netted."""
     from ecotrain.output import print_savings
     from ecotrain.savings import MODES, avoided_for_runs
     from ecotrain.store.queries import RunFilter
@@ -412,7 +420,9 @@ def report(
     ] = None,
     db: DbOpt = None,
 ) -> None:
-    """Write the compute/energy/carbon statement for a paper from recorded runs."""
+    """Write a paper's compute, energy and carbon statement.
+
+    From recorded runs."""
     from ecotrain.reports import FORMATS, render
     from ecotrain.reports.model import NoRuns, build_report
     from ecotrain.savings import MODES
@@ -465,7 +475,9 @@ def import_codecarbon_cmd(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import codecarbon runs (idempotent on their run_id; bad rows reported by line)."""
+    """Import codecarbon runs from its emissions.csv.
+
+    Idempotent on their run_id; bad rows reported by line."""
     from pathlib import Path
 
     from ecotrain.importers import NotCodecarbonCSV, import_codecarbon
@@ -513,7 +525,9 @@ def export_cmd(
     with_checkpoints: Annotated[bool, typer.Option(help="Also checkpoint links.")] = False,
     db: DbOpt = None,
 ) -> None:
-    """Export runs (optionally samples and checkpoints) as CSV, Parquet, JSON or JSON lines."""
+    """Export runs as CSV, Parquet, JSON or JSON lines.
+
+    Optionally with samples and checkpoints."""
     from ecotrain.export import export, resolve_format
     from ecotrain.store.queries import RunFilter
 
@@ -535,7 +549,9 @@ def status_cmd(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Runs in progress (from their heartbeats): energy so far, power, progress, forecast."""
+    """Show runs in progress, with a forecast.
+
+    From their heartbeats: energy so far, power, progress, forecast."""
     from ecotrain.output import print_status
     from ecotrain.store.queries import RunFilter, list_runs
 
@@ -556,7 +572,7 @@ def dashboard(
         str, typer.Option(help="Address to bind (default: this machine only).")
     ] = "127.0.0.1",
 ) -> None:
-    """Open the lab dashboard (Streamlit) on the database, read-only."""
+    """Open the lab dashboard (Streamlit), read-only."""
     from ecotrain.extras import require
 
     require("dashboard", "ecotrain dashboard")

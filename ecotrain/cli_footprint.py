@@ -129,7 +129,9 @@ def estimate(
     intensity: IntensityOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """What would training on these accelerators cost? (also reproduces a paper's figures)"""
+    """Estimate what training on accelerators would cost.
+
+    Also reproduces a paper's figures from the inputs it states."""
     from ecotrain.estimate import estimate as run_estimate
 
     est = run_estimate(
@@ -171,11 +173,13 @@ def checkpoint_register(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """State what a checkpoint ecotrain did not record cost: as published, or estimated."""
+    """State what an unrecorded checkpoint cost.
+
+    What a checkpoint ecotrain did not record cost: as published, or estimated."""
     from ecotrain.footprints import register, stated_footprint
     from ecotrain.lineage import identify
     from ecotrain.output import print_json
-    from ecotrain.units import fmt_co2, fmt_energy
+    from ecotrain.units import fmt_co2, fmt_energy, short_id
 
     if gpu is not None:
         from ecotrain.estimate import find_gpu
@@ -204,7 +208,7 @@ def checkpoint_register(
         print_json(row)
         return
     print(
-        f"registered {row['checkpoint_id'][:23]} ({row['name']}): "
+        f"registered {short_id(row['checkpoint_id'])} ({row['name']}): "
         f"{fmt_co2(row['fp_co2_kg'])} CO2e, {fmt_energy(row['fp_energy_kwh'])} — "
         f"{row['footprint_citation']}"
     )

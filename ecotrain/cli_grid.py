@@ -10,7 +10,7 @@ import typer
 
 from ecotrain.cli import DbOpt, JsonOpt, _open_store, _settings, app, fail
 
-grid_app = typer.Typer(help="Hourly grid intensity series (import, show).", no_args_is_help=True)
+grid_app = typer.Typer(help="Import and show hourly grid intensity series.", no_args_is_help=True)
 app.add_typer(grid_app, name="grid")
 
 SPARK = " ▁▂▃▄▅▆▇█"
@@ -46,7 +46,9 @@ def grid_import(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import an intensity series (offline), deduplicated, with its source and licence."""
+    """Import an hourly intensity series file.
+
+    Offline, deduplicated, with its source and licence."""
     from ecotrain.grid_series import import_file
 
     store = _open_store(db)
@@ -75,7 +77,9 @@ def grid_show(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Coverage of a zone's series and its intensity by hour of day."""
+    """Show a zone's series coverage and hourly profile.
+
+    Its coverage and its intensity by hour of day."""
     from ecotrain.advise import hourly_values
     from ecotrain.grid_series import list_series, load_series
     from ecotrain.units import fmt
@@ -114,9 +118,13 @@ def grid_show(
         print(json.dumps(out, indent=2))
         return
     for s in out:
+        minutes = s["step_s"] / 60
+        # a whole number of minutes as it is ("every 60 min", not "60.0"); else 3 figures
+        whole = minutes >= 1 and minutes == int(minutes)
+        step = fmt(minutes, "min", len(str(int(minutes))) if whole else 3)
         print(
             f"{s['zone']} {s['signal']} (region {s['region'] or 'none'}): {s['points']} points "
-            f"every {s['step_s'] / 60:g} min, {s['first'][:16]} to {s['last'][:16]} "
+            f"every {step}, {s['first'][:16]} to {s['last'][:16]} "
             f"UTC, {s['hours_missing']} hour(s) missing"
         )
         print(f"  source: {s['source']}; licence: {s['licence']}")
@@ -169,7 +177,9 @@ def advise(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """When and where a job would emit less: best start hour and day, other sites."""
+    """Advise when and where a job would emit less.
+
+    Best start hour and day, other sites."""
     from ecotrain.accounting import site_from_settings
     from ecotrain.advise import advise as make_advice
     from ecotrain.advise import profile_from_run, profile_planned, sites_from_settings

@@ -17,7 +17,10 @@ DEFAULT_PORT = 9836
 @app.command()
 def exporter(
     port: Annotated[
-        int, typer.Option(metavar="PORT", help="Port for /metrics (0: any free port).")
+        int,
+        typer.Option(
+            metavar="PORT", min=0, max=65535, help="Port for /metrics (0: any free port)."
+        ),
     ] = DEFAULT_PORT,
     host: Annotated[
         str, typer.Option(metavar="ADDR", help="Address to bind (default: this machine only).")
@@ -36,7 +39,9 @@ def exporter(
     project: Annotated[str | None, typer.Option(metavar="NAME", help="Only this project.")] = None,
     db: DbOpt = None,
 ) -> None:
-    """Serve energy, CO2e, cost and power now (per project/user/GPU) to Prometheus."""
+    """Serve the store's figures to Prometheus.
+
+    Energy, CO2e, cost and power now, per project, user and GPU."""
     from ecotrain.extras import require
 
     require("prometheus", "ecotrain exporter")

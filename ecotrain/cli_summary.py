@@ -36,7 +36,9 @@ def summary(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Totals (energy, CO2e, cost, GPU-hours) by project, user or GPU, with a totals row."""
+    """Sum energy, CO2e, cost and GPU-hours by group.
+
+    By project, user or GPU, with a totals row."""
     from ecotrain.efficiency import UNITS, text, unit_tag
     from ecotrain.output import print_json, table
     from ecotrain.store.queries import RunFilter
@@ -110,7 +112,9 @@ def compare(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Runs side by side: energy by component, power profile, CO2e, cost (vs the first)."""
+    """Compare runs side by side.
+
+    Energy by component, power profile, CO2e, cost (vs the first)."""
     from ecotrain.compare import compare_runs
     from ecotrain.output import print_json
     from ecotrain.store.queries import RunNotFound

@@ -42,11 +42,11 @@ class Embodied:
 
     def sentence(self) -> str:
         """The figure in words, labelled as apart from operational emissions."""
-        from ecotrain.units import fmt_co2
+        from ecotrain.units import fmt_co2, fmt_number
 
         return (
             f"Embodied emissions (reported beside, not included in, the operational CO2e): "
-            f"{fmt_co2(self.kg)} for {self.gpu_hours:.4g} GPU-hours at "
+            f"{fmt_co2(self.kg)} for {fmt_number(self.gpu_hours)} GPU-hours at "
             f"{self.kg_per_gpu_hour:.4g} kg CO2e per GPU-hour ({self.source})."
         )
 

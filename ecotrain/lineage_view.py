@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from ecotrain.store.schema import checkpoints, run_checkpoints, runs
-from ecotrain.units import fmt_co2, fmt_duration, fmt_energy
+from ecotrain.units import fmt_co2, fmt_duration, fmt_energy, short_id
 
 MAX_DEPTH = 8
 
@@ -70,7 +70,7 @@ def _ckpt_label(conn, ckpt_id: str) -> str:
     row = conn.execute(
         select(checkpoints.c.name).where(checkpoints.c.checkpoint_id == ckpt_id)
     ).first()
-    return escape(f"{row.name if row else '?'} ({ckpt_id[:19]})")
+    return escape(f"{row.name if row else '?'} ({short_id(ckpt_id)})")
 
 
 def _links(conn, ckpt_id: str, role: str):

@@ -25,7 +25,7 @@ from typing import Any
 from ecotrain import __version__
 from ecotrain.config import Settings
 from ecotrain.integrations import Reporter
-from ecotrain.redact import redact_argv, redact_record
+from ecotrain.redact import redact_argv, redact_record, redact_text
 from ecotrain.runwatch import RunWatch
 from ecotrain.store.records import utcnow
 
@@ -492,7 +492,9 @@ class Recorder:
             from ecotrain.integrations import metrics_of
 
             self.reporter.final(metrics_of(record["run"]), self.run_id, status, wait_s=5.0)
-            record["run"]["notes"].extend(self.reporter.notes)
+            # The record was redacted (and marked so) when built: these notes came after,
+            # and a logger's error may quote its tracking URL with a password.
+            record["run"]["notes"].extend(redact_text(n) for n in self.reporter.notes)
         with self._record_lock:
             self._final_spooled = True
             spooled = self._spool(record)

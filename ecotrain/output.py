@@ -20,6 +20,7 @@ from ecotrain.units import (
     fmt_energy,
     fmt_number,
     fmt_usd,
+    short_id,
 )
 
 # In a pipe Rich would wrap tables at 80 columns; scripts reading us want whole lines.
@@ -180,8 +181,8 @@ def print_run(
             ),
         )
     for link in checkpoints or []:
-        name = link.get("name") or link["checkpoint_id"][:19]
-        lines.append((link["role"], f"{name}  {link['checkpoint_id'][:19]}  {link.get('path')}"))
+        shown = short_id(link["checkpoint_id"])
+        lines.append((link["role"], f"{link.get('name') or shown}  {shown}  {link.get('path')}"))
     for note in run.get("notes") or []:
         lines.append(("note", note))
     width = max(len(k) for k, _ in lines)
@@ -351,7 +352,7 @@ def print_checkpoints(rows: list[dict], as_json: bool = False) -> None:
         ["checkpoint", "name", "produced", "reused", "footprint energy", "CO2e", "source"],
         [
             (
-                r["checkpoint_id"][:19],
+                short_id(r["checkpoint_id"]),
                 r.get("name"),
                 r["times_produced"],
                 r["times_reused"],
@@ -387,7 +388,7 @@ def print_savings(items: list, mode: str, as_json: bool = False) -> None:
         ],
         [
             (
-                a.name or a.checkpoint_id[:19],
+                a.name or short_id(a.checkpoint_id),
                 a.footprint.source,
                 f"{a.reuses} run(s)",
                 fmt_energy(a.energy_kwh, kwh),
@@ -415,27 +416,44 @@ def print_savings(items: list, mode: str, as_json: bool = False) -> None:
         )
 
 
-def print_spool(directory: Any, files: list) -> None:
-    """`ecotrain sync --status`: the records waiting in the spool and where they go."""
+def spool_rows(files: list) -> list[dict]:
+    """The spooled records waiting: run id, status, project, last state, database (masked)."""
     from ecotrain.store.engine import mask_url
     from ecotrain.store.spool import load
 
-    console.print(f"{len(files)} record(s) pending in {directory}")
     rows = []
     for path in files:
         record = load(path) or {}
         run = record.get("run", {})
         rows.append(
-            (
-                path.stem[:12],
-                run.get("status", "?"),
-                run.get("project", ""),
-                str(run.get("heartbeat_at") or run.get("started_at") or "")[:19],
-                mask_url(str(record.get("target") or "(default database)")),
-            )
+            {
+                "run_id": path.stem,
+                "status": run.get("status", "?"),
+                "project": run.get("project", ""),
+                "last_state": str(run.get("heartbeat_at") or run.get("started_at") or "")[:19],
+                "database": mask_url(str(record.get("target") or "(default database)")),
+            }
         )
+    return rows
+
+
+def print_spool(directory: Any, files: list, quarantined: list, as_json: bool = False) -> None:
+    """`ecotrain sync --status`: the records waiting in the spool and where they go, and
+    those set aside (quarantined)."""
+    rows = spool_rows(files)
+    if as_json:
+        print_json({"spool": str(directory), "pending": rows, "quarantined": quarantined})
+        return
+    console.print(f"{len(files)} record(s) pending in {directory}", markup=False)
     if rows:
-        table(["run", "status", "project", "last state", "database"], rows)
+        table(
+            ["run", "status", "project", "last state", "database"],
+            [(r["run_id"][:12], *list(r.values())[1:]) for r in rows],
+        )
+    if quarantined:
+        print(f"{len(quarantined)} record(s) quarantined (a database refused them; not retried):")
+        for row in quarantined:
+            print(f"  {row['run_id'][:12]}  {row['since']}  {row['reason']}  ({row['file']})")
 
 
 def print_job(job: str, total: dict, rows: list[dict]) -> None:

@@ -48,7 +48,7 @@ from ecotrain.accounting import Site, reprice
 from ecotrain.grid import Intensity
 from ecotrain.store.queries import RunFilter
 from ecotrain.store.schema import checkpoints, run_checkpoints, runs
-from ecotrain.units import fmt_energy, fmt_number
+from ecotrain.units import fmt_energy, fmt_number, short_id
 
 MODES = ("reproduce", "as-published", "none")
 
@@ -495,7 +495,7 @@ def avoided(footprint: Footprint, mode: str, site: Site | None, reuses: int = 0)
         from ecotrain.errors import UserError
 
         raise UserError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-    name = footprint.name or footprint.checkpoint_id[:19]
+    name = footprint.name or short_id(footprint.checkpoint_id)
     if mode == "none":
         return Avoided(
             footprint.checkpoint_id,
@@ -644,7 +644,7 @@ def avoided_total(
         known = [getattr(a, attr) for a in items if getattr(a, attr) is not None]
         totals.append(sum(known) if known else None)
     unknown = [
-        (a.name or a.checkpoint_id[:19], _hf_name(a.checkpoint_id) or "<its path>")
+        (a.name or short_id(a.checkpoint_id), _hf_name(a.checkpoint_id) or "<its path>")
         for a in items
         if a.footprint.source == "unknown" and a.mode != "none"
     ]

@@ -174,3 +174,10 @@ def fmt_column(values: Sequence[float | None], kind: str) -> tuple[Unit, list[st
     """A column's unit and each value as a bare number in it."""
     unit = column_unit(values, kind)
     return unit, [fmt_in(v, unit) for v in values]
+
+
+def short_id(checkpoint_id: str) -> str:
+    """A checkpoint id as lists show it: a content hash cut to ``sha256:`` + 12 hex digits
+    (unique enough to type back); any other id (``hf:org/name``, ``pending:...``) whole,
+    since its tail is what tells two apart (Llama-2-7b-hf, Llama-2-13b-hf)."""
+    return checkpoint_id[:19] if checkpoint_id.startswith("sha256:") else checkpoint_id

@@ -702,6 +702,12 @@ def test_the_light_sqlite_writer_stores_what_the_store_stores(isolated: Path) ->
     Store(light)  # the schema, as any earlier run made it
     assert lite.write(light, record, timeout_s=1.0)
     assert _rows(light) == _rows(full)
+    # The columns later branches added are in the comparison, and filled where they apply.
+    with sqlite3.connect(light) as conn:
+        cols = [d[1] for d in conn.execute("PRAGMA table_info(runs)")]
+        boundary = conn.execute("select intensity_boundary from runs").fetchone()[0]
+    assert {"intensity_boundary", "co2_series_kg", "co2_series_method"} <= set(cols)
+    assert boundary in ("lifecycle", "direct", "user-supplied")
     # newer state wins in both: an older running state never replaces the final one
     older = {**record, "run": {**record["run"], "ended_at": None, "status": "running"}}
     assert lite.write(light, older, timeout_s=1.0)

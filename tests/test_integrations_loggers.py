@@ -63,6 +63,8 @@ def test_track_inside_an_active_mlflow_run(replay: None, mlflow_store: str) -> N
     # the final values are the run's record, to the float
     assert got.data.metrics["ecotrain/energy_kwh"] == pytest.approx(run.facility_energy_kwh)
     assert got.data.metrics["ecotrain/co2_kg"] == pytest.approx(run.co2_kg)
+    # energy_kwh is facility energy everywhere (issue 12), in the API as in the metrics
+    assert run.energy_kwh == pytest.approx(run.facility_energy_kwh)
     assert got.data.metrics["ecotrain/it_energy_kwh"] == pytest.approx(run.it_energy_kwh)
     assert got.data.metrics["ecotrain/cost_usd"] == pytest.approx(run.cost_usd)
     power = got.data.metrics["ecotrain/power_w"]

@@ -73,3 +73,46 @@ def test_every_readme_command_and_option_exists() -> None:
                 options.append(token.split("=")[0])
         for option in options:
             assert option in helps[path], (path, option)
+
+
+def test_the_sections_each_branch_added_are_checked() -> None:
+    """The README's commands are checked above only if the extractor finds them: each
+    topic section (install extras, integrations, grid and advice, shared GPUs, hostile
+    input, lineage, reports) keeps commands that it sees."""
+    paths = {tuple(subcommand(c)) for c in readme_commands()}
+    for path in [
+        ("grid", "import"),
+        ("grid", "show"),
+        ("advise",),
+        ("doctor",),
+        ("summary",),
+        ("compare",),
+        ("sync",),
+        ("export",),
+        ("report",),
+        ("checkpoint", "register"),
+        ("estimate",),
+        ("lineage",),
+        ("savings",),
+        ("db", "upgrade"),
+        ("import", "codecarbon"),
+    ]:
+        assert path in paths, path
+    sync_options = {t for c in readme_commands() if c[1] == "sync" for t in c[2:]}
+    assert {"--status", "--retry-quarantined"} <= sync_options
+
+
+def test_every_extra_the_readme_names_exists() -> None:
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    # `pip install ".[x]"` and the install table's rows (| `[x]` | ...)
+    named = set(re.findall(r"\.\[([a-z]+)\]", README))
+    install = README.split("## Install what a node needs")[1].split("\n## ")[0]
+    named |= set(re.findall(r"(?m)^\| `\[([a-z]+)\]`", install))
+    assert {"dashboard", "postgres", "parquet", "mlflow", "wandb", "prometheus"} <= named
+    assert named <= set(extras), named - set(extras)
+    ordered = [h[3:] for h in README.splitlines() if h.startswith("## ")]
+    assert ordered[:2] == ["Set up (two commands)", "Quick start"]  # then the topics

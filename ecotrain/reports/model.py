@@ -104,6 +104,10 @@ class Report:
     statuses: dict[str, int] = field(default_factory=dict)  # runs per status
     reuse_others: dict[str, Any] | None = None  # rows beyond the top REUSE_ROWS, summed
     sources: list[str] = field(default_factory=list)  # citation keys the methodology uses
+    # What ecotrain.efficiency adds to the method (time-resolved CO2e, per unit of work,
+    # embodied emissions when on): inside the paragraph, so its bound and --bib keep it.
+    method_extra: str = ""
+    embodied_reported: bool = False  # embodied = "on": the figure is in method_extra
     methodology: str = ""
 
     @property
@@ -443,11 +447,14 @@ def build_report(
         statuses=statuses,
     )
     report.sources = used_sources(report)
-    report.methodology = methodology(report)
+    from ecotrain.config import load_settings
     from ecotrain.efficiency import report_sentences  # time-resolved, per unit, embodied
+    from ecotrain.embodied import embodied
 
-    extra = report_sentences(engine, flt, report.n_runs, report.totals.get("gpu_hours", 0.0))
-    report.methodology += f" {extra}" if extra else ""
+    gpu_hours = report.totals.get("gpu_hours", 0.0)
+    report.method_extra = report_sentences(engine, flt, report.n_runs, gpu_hours)
+    report.embodied_reported = embodied(gpu_hours, load_settings()) is not None
+    report.methodology = methodology(report)
     return report
 
 
@@ -657,10 +664,26 @@ def _methodology(report: Report, cite: Any, limit: int, detail: int) -> str:
         grid_source = _cited(grid_source + " (CodeCarbon's data", "codecarbon", cite) + ")"
     if "uptime2024" in report.sources:
         pue = _cited(pue, "uptime2024", cite)
-    low, high = (t["gpu_hours"] * k for k in EMBODIED_KG_PER_GPU_HOUR)
-    unit = pick_unit(high, MASS_UNITS)
-    embodied = f"{fmt_in(low, unit)}-{fmt_in(high, unit)} {unit.symbol}"
     lo, hi = EMBODIED_KG_PER_GPU_HOUR
+    if report.embodied_reported:  # the figure follows, from ecotrain.embodied
+        excluded = (
+            "Excluded: networking, storage and idle time; embodied hardware emissions are "
+            "reported beside, not inside, these figures (below)."
+        )
+    else:
+        if t["gpu_hours"]:
+            low, high = (t["gpu_hours"] * k for k in EMBODIED_KG_PER_GPU_HOUR)
+            unit = pick_unit(high, MASS_UNITS)
+            amount = (
+                f"i.e. {fmt_in(low, unit)}-{fmt_in(high, unit)} {unit.symbol} for these "
+                f"{fmt_number(t['gpu_hours'])} GPU-hours"
+            )
+        else:
+            amount = "no GPU-hours here"
+        excluded = (
+            f"Excluded: embodied hardware emissions (about {lo:.3f}-{hi:.3f} kg CO2e per "
+            f"GPU-hour {cite('luccioni2022')}, {amount}), networking, storage and idle time."
+        )
     text = (
         f"We report the energy, emissions and cost of {_runs(report.n_runs)}{status}, "
         f"{_cited(f'recorded with ecotrain {report.ecotrain_version}', 'ecotrain', cite)}, "
@@ -671,12 +694,10 @@ def _methodology(report: Report, cite: Any, limit: int, detail: int) -> str:
         f"effectiveness, {pue}, to give facility energy ({fmt_energy(t['energy_kwh'])}), "
         f"and by the {grid_source} ({grid}) to give {fmt_co2(t['co2_kg'])} CO2e. "
         f"Cost: {price}; {fmt_usd(t['cost_usd'])} in total. "
-        f"Data: {_data_sentence(report, limit, detail)}. "
-        f"Excluded: embodied hardware emissions (about {lo:.3f}-{hi:.3f} kg CO2e per GPU-hour "
-        f"{cite('luccioni2022')}, i.e. {embodied} for these {fmt_number(t['gpu_hours'])} "
-        "GPU-hours), networking, storage and idle time."
+        f"Data: {_data_sentence(report, limit, detail)}. {excluded}"
     )
-    return text + " " + _reuse_sentence(report, cite, limit, detail)
+    text += " " + _reuse_sentence(report, cite, limit, detail)
+    return f"{text} {report.method_extra}" if report.method_extra else text
 
 
 def _data_sentence(report: Report, limit: int = NAMES_LISTED, detail: int = 2) -> str:

@@ -43,9 +43,12 @@ def _push_lite(directory: object, target: str | None) -> None:
         record = spool.load(path)
         if record is None or "run" not in record:
             continue
-        db = lite.sqlite_file(spool.resolve_target(record.get("target"), [target]))
-        if db is not None and lite.write(db, record, timeout_s=5.0):
-            spool.discard_if_same(path, record)
+        try:
+            db = lite.sqlite_file(spool.resolve_target(record.get("target"), [target]))
+            if db is not None and lite.write(db, record, timeout_s=5.0):
+                spool.discard_if_same(path, record)
+        except Exception:  # noqa: BLE001 - one odd file must not stop the rest: the full
+            continue  # store after this writes it, or quarantines it
 
 
 def main(argv: list[str]) -> int:

@@ -6,7 +6,9 @@ SQLite store that already exists, a record with no checkpoints to link) this mod
 it in a few milliseconds with ``sqlite3``, with the same newer-state-wins upsert as
 :meth:`ecotrain.store.db.Store.write_record` (tests/test_hostile_run.py checks the rows are
 identical). Anything else — a new or older store that needs its schema made or migrated,
-checkpoints, a server, a lock held too long — returns False, and the full store does it.
+checkpoints, a server, a lock held too long, a final record whose region has a grid
+series (its time-resolved CO2e, ecotrain.grid_series.account_run, needs the full store) —
+returns False, and the full store does it.
 """
 
 from __future__ import annotations
@@ -75,6 +77,12 @@ def write(path: Path, record: dict, timeout_s: float = 0.05) -> bool:
         run = record["run"]
         if not columns or not set(run) <= columns:
             return False  # an older schema: the full store migrates it first
+        if run.get("ended_at") is not None and run.get("region"):
+            has_series = conn.execute(
+                "SELECT 1 FROM grid_series WHERE region = ? LIMIT 1", (run["region"],)
+            ).fetchone()
+            if has_series:
+                return False  # the full store adds the time-resolved CO2e
         names = list(run)
         quoted = ", ".join(f'"{n}"' for n in names)
         updates = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n != "run_id")
@@ -92,7 +100,8 @@ def write(path: Path, record: dict, timeout_s: float = 0.05) -> bool:
             )
         conn.execute("COMMIT")
         return True
-    except (sqlite3.Error, KeyError, TypeError, ValueError):
+    except (sqlite3.Error, KeyError, TypeError, ValueError, OverflowError):
+        # OverflowError: an int SQLite cannot hold; the full store quarantines such a record.
         try:
             conn.execute("ROLLBACK")
         except sqlite3.Error:
