@@ -434,13 +434,59 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def avoided_totals(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Summed avoided energy, CO2e and cost (unknown parts count as nothing avoided)."""
-    out = {"energy_kwh": 0.0, "co2_kg": 0.0, "cost_usd": 0.0}
-    for r in rows:
-        for k in out:
-            out[k] += r.get(k) or 0.0
-    return out
+def avoided_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Summed avoided energy, CO2e and cost, and ``unknown``: (name, what to register) of the
+    reused checkpoints whose footprint is unknown. Summed by ecotrain.savings.avoided_total,
+    the CLI's rule: a total is None (unknown) when nothing in it is known, never a zero made
+    of unknowns; with some unknown it is a lower bound ("at least")."""
+    from types import SimpleNamespace
+
+    savings = savings_module()
+    if savings is None:
+        return {"energy_kwh": None, "co2_kg": None, "cost_usd": None, "unknown": []}
+    # The loaders hold plain dicts (cacheable); avoided_total reads attributes.
+    items = [
+        SimpleNamespace(**{**r, "footprint": SimpleNamespace(**(r.get("footprint") or {}))})
+        for r in rows
+    ]
+    (energy, co2, cost), unknown = savings.avoided_total(items)
+    return {"energy_kwh": energy, "co2_kg": co2, "cost_usd": cost, "unknown": unknown}
+
+
+def fmt_avoided(total: dict[str, Any], name: str) -> str:
+    """One avoided total for a metric card: "unknown" when nothing in it is known, "≥ X"
+    when some reused checkpoints' footprints are unknown (X counts only the known ones)."""
+    value = total[name]
+    if value is None:
+        return UNKNOWN
+    text = {"energy_kwh": fmt_energy, "co2_kg": fmt_co2, "cost_usd": fmt_usd}[name](value)
+    return f"≥ {text}" if total["unknown"] else text
+
+
+REGISTER_HINT = "ecotrain checkpoint register {target} --gpu <model> --gpu-hours <h>"
+
+
+def unknown_note(total: dict[str, Any]) -> str | None:
+    """Markdown for st.caption: which reused checkpoints have an unknown footprint (so the
+    avoided figures are unknown, or a lower bound) and the command that states one; None
+    when every footprint is known."""
+    unknown = total["unknown"]
+    if not unknown:
+        return None
+    n = len(unknown)
+    names = ", ".join(name for name, _ in unknown[:3]) + (f" and {n - 3:,} more" if n > 3 else "")
+    known = total["co2_kg"] is not None or total["energy_kwh"] is not None
+    lead = (
+        "At least: the figures count only the known footprints; "
+        if known
+        else "Unknown, not zero: "
+    )
+    target = unknown[0][1].replace("`", "'")
+    return (
+        f"{lead}{n:,} reused checkpoint{'s' if n != 1 else ''} ({md_text(names)}) "
+        f"{'have' if n != 1 else 'has'} no recorded, registered or catalogued footprint. "
+        f"State one with `{REGISTER_HINT.format(target=target)}` (or --energy-kwh / --co2-kg)."
+    )
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -569,11 +615,14 @@ def _label(column_config: Any, default: str) -> str:
     return default
 
 
-def ratio_text(avoided: float | None, emitted: float | None) -> str:
-    """Avoided over emitted as "3.2×" (or "unknown" when nothing was emitted)."""
-    if not avoided or not emitted:
-        return UNKNOWN if not emitted else "0×"
-    return f"{fmt_number(avoided / emitted)}×"
+def ratio_text(avoided: float | None, emitted: float | None, at_least: bool = False) -> str:
+    """Avoided over emitted as "3.2×" ("≥ 3.2×" when ``at_least``; "unknown" when the
+    avoided figure is unknown or nothing was emitted)."""
+    if avoided is None or not emitted:
+        return UNKNOWN
+    if not avoided:
+        return "≥ 0×" if at_least else "0×"
+    return f"{'≥ ' if at_least else ''}{fmt_number(avoided / emitted)}×"
 
 
 def bar_chart(
