@@ -40,14 +40,17 @@ class Embodied:
     kg_per_gpu_hour: float
     source: str
 
-    def sentence(self) -> str:
-        """The figure in words, labelled as apart from operational emissions."""
+    def sentence(self, cite: str = "") -> str:
+        """The figure in words, labelled as apart from operational emissions; ``cite``: a
+        citation marker for the source (a report's), placed after it."""
         from ecotrain.units import fmt_co2
 
         return (
             f"Embodied emissions (reported beside, not included in, the operational CO2e): "
             f"{fmt_co2(self.kg)} for {self.gpu_hours:.4g} GPU-hours at "
-            f"{self.kg_per_gpu_hour:.4g} kg CO2e per GPU-hour ({self.source})."
+            f"{self.kg_per_gpu_hour:.4g} kg CO2e per GPU-hour ({self.source})"
+            + (f" {cite}" if cite else "")
+            + "."
         )
 
 

@@ -414,6 +414,13 @@ def test_method_page_shows_effective_defaults(fixture_db: Path, monkeypatch) -> 
     values = dict(zip(defaults["Input"], defaults["Value"], strict=True))
     assert values["PUE"] == "1.56"
     assert values["Region"] not in ("", "None", "unknown")
+    assert values["Embodied emissions"] == "off"  # ecotrain.embodied's default, stated
+    monkeypatch.setenv("ECOTRAIN_EMBODIED", "on")
+    at = _app(fixture_db, monkeypatch, "views/method.py")
+    on = _table(at, "Input", "Set by")
+    assert dict(zip(on["Input"], on["Value"], strict=True))["Embodied emissions"] == (
+        "on: 0.0103 kg CO2e/GPU-hour"
+    )
     for frame in [*at.dataframe, *at.table]:
         assert "None" not in frame.value.astype(str).to_string()
     page = " ".join(m.value for m in at.markdown)

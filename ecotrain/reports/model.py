@@ -19,19 +19,15 @@ from ecotrain.store.queries import RunFilter, effective_status
 from ecotrain.store.records import utcnow
 from ecotrain.store.schema import checkpoints, run_checkpoints, runs
 from ecotrain.units import (
-    MASS_UNITS,
     fmt_co2,
     fmt_energy,
-    fmt_in,
     fmt_number,
     fmt_usd,
-    pick_unit,
 )
 
-SCHEMA_VERSION = "1.2"  # 1.1: grid_data_version, reuse_note, intensity year; 1.2: statuses,
-# per-line status and GPU list, bounded reuse rows (reuse_others), consumed names, sources
-# Embodied emissions of GPU manufacturing per GPU-hour (REFERENCES.md); excluded, stated.
-EMBODIED_KG_PER_GPU_HOUR = (0.010, 0.013)
+SCHEMA_VERSION = "1.3"  # 1.1: grid_data_version, reuse_note, intensity year; 1.2: statuses,
+# per-line status and GPU list, bounded reuse rows (reuse_others), consumed names, sources;
+# 1.3: embodied (ecotrain.embodied, beside the totals; null when switched off)
 
 
 class NoRuns(LookupError):
@@ -105,6 +101,9 @@ class Report:
     reuse_others: dict[str, Any] | None = None  # rows beyond the top REUSE_ROWS, summed
     sources: list[str] = field(default_factory=list)  # citation keys the methodology uses
     methodology: str = ""
+    # Embodied emissions (ecotrain.embodied) when switched on, else None: beside the totals,
+    # never part of them.
+    embodied: dict[str, Any] | None = None
 
     @property
     def consumed_checkpoints(self) -> bool:
@@ -442,11 +441,16 @@ def build_report(
         consumed_names=consumed_names,
         statuses=statuses,
     )
+    from ecotrain.config import load_settings
+    from ecotrain.embodied import embodied
+
+    figure = embodied(report.totals.get("gpu_hours", 0.0), load_settings())
+    report.embodied = asdict(figure) if figure is not None else None
     report.sources = used_sources(report)
     report.methodology = methodology(report)
-    from ecotrain.efficiency import report_sentences  # time-resolved, per unit, embodied
+    from ecotrain.efficiency import report_sentences  # time-resolved, per unit of work
 
-    extra = report_sentences(engine, flt, report.n_runs, report.totals.get("gpu_hours", 0.0))
+    extra = report_sentences(engine, flt, report.n_runs)
     report.methodology += f" {extra}" if extra else ""
     return report
 
@@ -532,7 +536,8 @@ def used_sources(report: Report) -> list[str]:
         keys.append("codecarbon")
     if any("uptime" in t.lower() for t in texts):
         keys.append("uptime2024")
-    keys.append("luccioni2022")
+    if _embodied_cited(report):
+        keys.append("luccioni2022")
     if report.reuse and report.mode != "none":
         keys.append("wbcsd2023")
     return keys
@@ -657,10 +662,6 @@ def _methodology(report: Report, cite: Any, limit: int, detail: int) -> str:
         grid_source = _cited(grid_source + " (CodeCarbon's data", "codecarbon", cite) + ")"
     if "uptime2024" in report.sources:
         pue = _cited(pue, "uptime2024", cite)
-    low, high = (t["gpu_hours"] * k for k in EMBODIED_KG_PER_GPU_HOUR)
-    unit = pick_unit(high, MASS_UNITS)
-    embodied = f"{fmt_in(low, unit)}-{fmt_in(high, unit)} {unit.symbol}"
-    lo, hi = EMBODIED_KG_PER_GPU_HOUR
     text = (
         f"We report the energy, emissions and cost of {_runs(report.n_runs)}{status}, "
         f"{_cited(f'recorded with ecotrain {report.ecotrain_version}', 'ecotrain', cite)}, "
@@ -672,11 +673,28 @@ def _methodology(report: Report, cite: Any, limit: int, detail: int) -> str:
         f"and by the {grid_source} ({grid}) to give {fmt_co2(t['co2_kg'])} CO2e. "
         f"Cost: {price}; {fmt_usd(t['cost_usd'])} in total. "
         f"Data: {_data_sentence(report, limit, detail)}. "
-        f"Excluded: embodied hardware emissions (about {lo:.3f}-{hi:.3f} kg CO2e per GPU-hour "
-        f"{cite('luccioni2022')}, i.e. {embodied} for these {fmt_number(t['gpu_hours'])} "
-        "GPU-hours), networking, storage and idle time."
+        f"{_embodied_sentence(report, cite)} "
+        "Excluded: networking, storage and idle time."
     )
     return text + " " + _reuse_sentence(report, cite, limit, detail)
+
+
+def _embodied_cited(report: Report) -> bool:
+    """Whether the report states an embodied figure resting on the cited default factor."""
+    from ecotrain.embodied import DEFAULT_KG_PER_GPU_HOUR
+
+    return bool(report.embodied) and report.embodied["kg_per_gpu_hour"] == DEFAULT_KG_PER_GPU_HOUR
+
+
+def _embodied_sentence(report: Report, cite: Any = _inline) -> str:
+    """ecotrain.embodied's sentence: that it is off, or the figure beside the operational one."""
+    from ecotrain.embodied import OFF, Embodied
+
+    if report.embodied is None:
+        return OFF
+    return Embodied(**report.embodied).sentence(
+        cite("luccioni2022") if _embodied_cited(report) else ""
+    )
 
 
 def _data_sentence(report: Report, limit: int = NAMES_LISTED, detail: int = 2) -> str:
