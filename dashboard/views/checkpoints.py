@@ -56,7 +56,7 @@ else:
     )
     st.caption(
         f"{len(avoided):,} reused checkpoint{'s' if len(avoided) != 1 else ''}. Reusing "
-        f"them spared {spared} CO2e against {c.fmt_co2(emitted['co2_kg'])} the runs in "
+        f"{'it' if len(avoided) == 1 else 'them'} spared {spared} CO2e against {c.fmt_co2(emitted['co2_kg'])} the runs in "
         "view emitted themselves. Reported separately, never subtracted from emissions; a "
         "checkpoint's retraining is avoided once in the scope viewed, however many runs "
         "reused it."
