@@ -560,3 +560,47 @@ def test_some_footprints_unknown_read_at_least(fixture_db: Path, monkeypatch, pa
     captions = " ".join(c.value for c in at.caption)
     assert "At least" in captions and "1 reused checkpoint (mystery" in captions
     assert "ecotrain checkpoint register" in captions
+
+
+def test_first_view_after_server_start_reads_the_prewarmed_summaries(
+    fixture_db: Path, monkeypatch
+) -> None:
+    """`ecotrain dashboard` warms the default summaries while the server starts and keeps
+    them on disk; a new server process (memory cleared) serves them without recomputing."""
+    from ecotrain.dashboard import warmup
+    from ecotrain.store.engine import resolve_url
+
+    url = resolve_url(str(fixture_db))
+    assert warmup.prewarm(url) >= 10
+    path = precompute.cache_file(url)
+    assert path is not None and path.is_file() and (path.stat().st_mode & 0o777) == 0o600
+    precompute.clear()  # as a fresh server process
+
+    def never(*_a, **_k):
+        raise AssertionError("recomputed a summary the warm-up had made")
+
+    for name in ("avoided", "totals", "trend", "breakdown", "options", "lineage"):
+        monkeypatch.setitem(warmup.COMPUTE, name, never)
+    at = _app(fixture_db, monkeypatch)  # Overview, default period (last 30 days)
+    m = _metrics(at)
+    assert m["Energy (facility)"] == ("35.0 kWh", "-65% vs previous period")
+    assert m["Avoided CO2e (reuse)"][0] not in ("unknown", "0 g")
+    at.switch_page("views/checkpoints.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    # Switched off: nothing is written, and the pages compute as before.
+    monkeypatch.setenv("ECOTRAIN_DASHBOARD_CACHE", "off")
+    assert precompute.cache_file(url) is None
+
+
+def test_a_stored_summary_file_from_elsewhere_is_ignored(fixture_db: Path) -> None:
+    from ecotrain.store.engine import resolve_url
+
+    url = resolve_url(str(fixture_db))
+    path = precompute.cache_file(url)
+    path.write_bytes(b"not a pickle")
+    assert precompute.load(url) == 0
+    precompute.put((url, "totals", ("k",)), {"runs": 1}, ("s",))
+    precompute.save(url)
+    precompute.clear()
+    assert precompute.load(url) == 1
+    assert precompute.load(resolve_url(str(fixture_db) + "x")) == 0

@@ -56,8 +56,9 @@ else:
     )
     st.caption(
         f"{len(avoided):,} reused checkpoint{'s' if len(avoided) != 1 else ''}. Reusing "
-        f"{'it' if len(avoided) == 1 else 'them'} spared {spared} CO2e against {c.fmt_co2(emitted['co2_kg'])} the runs in "
-        "view emitted themselves. Reported separately, never subtracted from emissions; a "
+        f"{'it' if len(avoided) == 1 else 'them'} spared {spared} CO2e against "
+        f"{c.fmt_co2(emitted['co2_kg'])} the runs in view emitted themselves. Reported "
+        "separately, never subtracted from emissions; a "
         "checkpoint's retraining is avoided once in the scope viewed, however many runs "
         "reused it."
     )
