@@ -133,6 +133,7 @@ def warm(tasks: list[tuple[Hashable, tuple, Callable[[], Any]]]) -> None:
 
     def run() -> None:
         for key, stamp, compute in tasks:
+            _load_once(key)  # what an earlier server kept is not recomputed
             with _lock:
                 if key in _entries:
                     continue

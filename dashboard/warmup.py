@@ -61,9 +61,9 @@ def has_savings() -> bool:
 
 
 def default_tasks(eng: Any, url: str, stamp: tuple) -> list:
-    """What a first visitor's Overview and Checkpoints pages ask for, most wanted first:
-    the filter options, the default scope's avoided figures, totals, trend and top lists,
-    the previous period's, all time's, the lineage and the first checkpoints page."""
+    """What a first visitor's pages ask for, most wanted first: the filter options; for the
+    default period (and the one before it) and for all time the avoided figures, totals,
+    trend and top lists; the lineage; the first checkpoints page; the inputs in use."""
     scopes = scope.default_scopes(agg.date_range(eng)[1])
     out = [task(eng, url, "options", (), stamp)]
     savings = has_savings()
@@ -75,9 +75,10 @@ def default_tasks(eng: Any, url: str, stamp: tuple) -> list:
         out.append(task(eng, url, "trend", (key,), stamp))
         for by in ("project", "user"):
             out.append(task(eng, url, "breakdown", (key, by, 10), stamp))
-    current = scopes[0][0]
     out.append(task(eng, url, "lineage", (), stamp))
-    out.append(task(eng, url, "checkpoints", (current, None, 25, 0), stamp))
+    for key, _ in scopes:
+        out.append(task(eng, url, "checkpoints", (key, None, 25, 0), stamp))
+    out.append(task(eng, url, "sources", (scopes[0][0],), stamp))
     return out
 
 
