@@ -361,3 +361,11 @@ def test_embodied_off_by_default_stated_and_never_in_operational(store, monkeypa
     assert on.methodology.count("Embodied emissions") == 1
     assert "luccioni2022" in on.sources
     assert json.loads(render(on, "json"))["embodied"]["kg"] == pytest.approx(0.04137, rel=1e-3)
+    # Switched on, runs without a GPU: a stated zero, never the "off" sentence.
+    store.write_record(
+        _run("d" * 32, "cpu", 5, gpu_j=0.0, cpu_j=3.6e6, gpu_model=None, gpu_count=None,
+             gpu_hours=None)
+    )  # fmt: skip
+    cpu = build_report(store.engine, RunFilter(project="cpu"), avoided_fn=fake_avoided)
+    assert cpu.embodied["kg"] == 0.0 and OFF not in cpu.methodology
+    assert "operational CO2e): 0 kg for 0 GPU-hours" in cpu.methodology

@@ -198,7 +198,13 @@ def render(report: Report, bib: bool = False) -> str:
             "",
         ]
     # With --bib, the sources are cited by key; else the paragraph names them inline.
-    text = methodology(report, cite=lambda k: f"@@CITE:{k}@@") if bib else report.methodology
+    text = (
+        " ".join(
+            filter(None, (methodology(report, cite=lambda k: f"@@CITE:{k}@@"), report.method_notes))
+        )
+        if bib
+        else report.methodology
+    )
     pieces = _CITE.split(text.replace(" @@CITE:", "@@CITE:"))  # text, key, text, key, ..., text
     para = "".join(
         f"~\\cite{{{piece}}}" if i % 2 else _co2e(esc(piece)) for i, piece in enumerate(pieces)

@@ -27,7 +27,7 @@ from ecotrain.units import (
 
 SCHEMA_VERSION = "1.3"  # 1.1: grid_data_version, reuse_note, intensity year; 1.2: statuses,
 # per-line status and GPU list, bounded reuse rows (reuse_others), consumed names, sources;
-# 1.3: embodied (ecotrain.embodied, beside the totals; null when switched off)
+# 1.3: embodied (ecotrain.embodied, beside the totals; null when switched off), method_notes
 
 
 class NoRuns(LookupError):
@@ -104,6 +104,9 @@ class Report:
     # Embodied emissions (ecotrain.embodied) when switched on, else None: beside the totals,
     # never part of them.
     embodied: dict[str, Any] | None = None
+    # Time-resolved CO2e and per-unit figures (ecotrain.efficiency), appended to the
+    # methodology; kept apart so a re-rendered paragraph (LaTeX with --bib) keeps them.
+    method_notes: str = ""
 
     @property
     def consumed_checkpoints(self) -> bool:
@@ -450,8 +453,8 @@ def build_report(
     report.methodology = methodology(report)
     from ecotrain.efficiency import report_sentences  # time-resolved, per unit of work
 
-    extra = report_sentences(engine, flt, report.n_runs)
-    report.methodology += f" {extra}" if extra else ""
+    report.method_notes = report_sentences(engine, flt, report.n_runs)
+    report.methodology += f" {report.method_notes}" if report.method_notes else ""
     return report
 
 
