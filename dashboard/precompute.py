@@ -168,7 +168,11 @@ def cache_file(url: str) -> Path | None:
 
     folder = user_data_dir() / "dashboard-cache"
     folder.mkdir(mode=0o700, exist_ok=True)
-    return folder / f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.pickle"
+    return folder / f"{_digest(url)[:32]}.pickle"
+
+
+def _digest(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
 
 
 def _url_of(key: Hashable) -> str | None:
@@ -180,9 +184,11 @@ def save(url: str) -> None:
     path = cache_file(url)
     if path is None:
         return
+    # Keys are stored without their URL (a PostgreSQL URL may hold a password); the file's
+    # name and its "url" field are a hash of it.
     with _lock:
         entries = {
-            k: (e.value, e.stamp, time.time() - (time.monotonic() - e.computed_at))
+            k[1:]: (e.value, e.stamp, time.time() - (time.monotonic() - e.computed_at))
             for k, e in _entries.items()
             if _url_of(k) == url
         }
@@ -192,7 +198,7 @@ def save(url: str) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
-            pickle.dump({"format": FILE_FORMAT, "url": url, "entries": entries}, f, protocol=5)
+            pickle.dump({"format": FILE_FORMAT, "url": _digest(url), "entries": entries}, f)
         os.replace(tmp, path)
     except Exception:  # noqa: BLE001 - a summary not kept on disk is only recomputed later
         tmp.unlink(missing_ok=True)
@@ -206,15 +212,15 @@ def load(url: str) -> int:
         return 0
     try:
         data = pickle.loads(path.read_bytes())
-        if data.get("format") != FILE_FORMAT or data.get("url") != url:
+        if data.get("format") != FILE_FORMAT or data.get("url") != _digest(url):
             return 0
         entries = data["entries"]
     except Exception:  # noqa: BLE001 - absent, partial or from another version: recompute
         return 0
     now_wall, now = time.time(), time.monotonic()
     with _lock:
-        for key, (value, stamp, wall) in entries.items():
-            _entries.setdefault(key, Entry(value, stamp, now - max(0.0, now_wall - wall)))
+        for rest, (value, stamp, wall) in entries.items():
+            _entries.setdefault((url, *rest), Entry(value, stamp, now - max(0.0, now_wall - wall)))
     return len(entries)
 
 

@@ -604,3 +604,4 @@ def test_a_stored_summary_file_from_elsewhere_is_ignored(fixture_db: Path) -> No
     precompute.clear()
     assert precompute.load(url) == 1
     assert precompute.load(resolve_url(str(fixture_db) + "x")) == 0
+    assert str(fixture_db).encode() not in path.read_bytes()  # no URL (or password) on disk
