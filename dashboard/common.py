@@ -21,7 +21,14 @@ from typing import Any
 
 import streamlit as st
 
-from ecotrain.dashboard import DB_ENV, precompute
+from ecotrain.dashboard import DB_ENV, precompute, scope
+from ecotrain.dashboard.scope import (  # noqa: F401 - the views use them through c.*
+    PERIODS,
+    FilterKey,
+    filter_key,
+    from_key,
+    period_bounds,
+)
 from ecotrain.store import aggregates as agg
 from ecotrain.store.queries import RunFilter
 from ecotrain.units import (  # noqa: F401 - the views format through c.*
@@ -38,13 +45,6 @@ from ecotrain.units import (  # noqa: F401 - the views format through c.*
 
 TTL_S = 60
 
-PERIODS: dict[str, int | None] = {
-    "7d": 7,
-    "30d": 30,
-    "90d": 90,
-    "365d": 365,
-    "all": None,
-}
 PERIOD_LABELS = {
     "7d": "Last 7 days",
     "30d": "Last 30 days",
@@ -54,9 +54,6 @@ PERIOD_LABELS = {
 }
 ALL = "All"
 EMPTY_MESSAGE = "No runs yet. Record one with `ecotrain run -- python train.py`."
-
-# A filter key: a hashable, picklable stand-in for a RunFilter, so cache_data can key on it.
-FilterKey = tuple
 
 
 # -- database ---------------------------------------------------------------------------------
@@ -87,64 +84,15 @@ def engine(url: str):
 # -- filters ----------------------------------------------------------------------------------
 
 
-def filter_key(flt: RunFilter) -> FilterKey:
-    """A RunFilter as a hashable tuple (the cache key of every loader)."""
-    return tuple(
-        (f.name, tuple(sorted(v.items())) if isinstance(v, dict) else _freeze(v))
-        for f in dataclasses.fields(flt)
-        for v in [getattr(flt, f.name)]
-    )
-
-
-def _freeze(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
-def from_key(key: FilterKey) -> RunFilter:
-    """The RunFilter a filter key stands for."""
-    values = dict(key)
-    values["tags"] = dict(values.get("tags") or ())
-    for name in ("projects", "run_ids"):
-        if values.get(name) is not None:
-            values[name] = list(values[name])
-    return RunFilter(**values)
-
-
-def _hour(now: datetime | None = None) -> datetime:
-    # Period bounds are rounded to the hour, so the cache keys stay stable between reruns.
-    from ecotrain.store.records import utcnow
-
-    return (now or utcnow()).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-
-
-def period_bounds(period: str) -> tuple[datetime | None, datetime | None]:
-    """(since, previous-period since) for a period name; None for "all"."""
-    days = PERIODS.get(period)
-    if days is None:
-        return None, None
-    since = _hour() - timedelta(days=days)
-    return since, since - timedelta(days=days)
-
-
 def default_period(url: str | None) -> str:
-    """The last 30 days, unless nothing ran in them (an old store, the bundled example):
-    then all time, so a first look is not an empty page."""
+    """The last 30 days, unless nothing ran in them (then all time: scope.default_period)."""
     if url is None:
         return "30d"
     try:
         last = load_last_start(url)
     except Exception:  # noqa: BLE001 - the page itself reports an unreadable database
         return "30d"
-    since, _ = period_bounds("30d")
-    if last is None or since is None:
-        return "30d"
-    return "30d" if _naive_utc(last) >= _naive_utc(since) else "all"
-
-
-def _naive_utc(dt: datetime) -> datetime:
-    from datetime import UTC
-
-    return dt.astimezone(UTC).replace(tzinfo=None) if dt.tzinfo else dt
+    return scope.default_period(last)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -266,12 +214,15 @@ def load_run_count(url: str) -> int:
     return int(agg.totals(eng, RunFilter())["runs"])
 
 
-def _pre(url: str, name: str, args: tuple, compute) -> Any:
-    """``compute(engine)``, precomputed per process and refreshed when the data changes
-    (dashboard/precompute.py): a page never waits for an aggregation already done once."""
+def _pre(url: str, name: str, args: tuple) -> Any:
+    """The summary ``name`` (dashboard/warmup.py), precomputed per process and on disk and
+    refreshed when the data changes (dashboard/precompute.py): a page never waits for an
+    aggregation already done once, even by an earlier server."""
+    from ecotrain.dashboard import warmup
+
     eng = engine(url)
     value, _ = precompute.summary(
-        (url, name, args), precompute.data_stamp(eng, url), lambda: compute(eng)
+        (url, name, args), precompute.data_stamp(eng, url), lambda: warmup.compute(eng, name, args)
     )
     return value
 
@@ -280,26 +231,22 @@ def load_options(url: str) -> dict[str, list[str]]:
     """Distinct projects, users, hosts, statuses."""
     if database_state(url) != "ok":
         return {"project": [], "user": [], "host": [], "status": []}
-    return _pre(url, "options", (), agg.filter_options)
+    return _pre(url, "options", ())
 
 
 def load_totals(url: str, key: FilterKey) -> dict[str, float]:
     """Totals for a filter."""
-    return dict(_pre(url, "totals", key, lambda e: agg.totals(e, from_key(key))))
+    return dict(_pre(url, "totals", (key,)))
 
 
 def load_trend(url: str, key: FilterKey) -> list[dict[str, Any]]:
     """Weekly sums for a filter."""
-    return list(_pre(url, "trend", key, lambda e: agg.weekly_trend(e, from_key(key))))
+    return list(_pre(url, "trend", (key,)))
 
 
 def load_breakdown(url: str, key: FilterKey, by: str, limit: int | None = None) -> list[dict]:
     """Sums grouped by one column."""
-    return list(
-        _pre(
-            url, "breakdown", (key, by, limit), lambda e: agg.breakdown(e, from_key(key), by, limit)
-        )
-    )
+    return list(_pre(url, "breakdown", (key, by, limit)))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -322,12 +269,7 @@ def load_checkpoints(
     url: str, key: FilterKey, search: str | None, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of checkpoints."""
-    return _pre(
-        url,
-        "checkpoints",
-        (key, search, limit, offset),
-        lambda e: agg.checkpoint_table(e, from_key(key), search=search, limit=limit, offset=offset),
-    )
+    return _pre(url, "checkpoints", (key, search, limit, offset))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -338,11 +280,7 @@ def load_checkpoint_runs(url: str, checkpoint_id: str) -> list[dict[str, Any]]:
 
 def load_lineage(url: str) -> list[dict[str, Any]]:
     """All checkpoint-to-checkpoint edges (precomputed; refreshed when runs change)."""
-    eng = engine(url)
-    value, _ = precompute.summary(
-        (url, "lineage", ()), precompute.data_stamp(eng, url), lambda: agg.lineage_edges(eng)
-    )
-    return value
+    return _pre(url, "lineage", ())
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -353,7 +291,7 @@ def load_names(url: str, ids: tuple[str, ...]) -> dict[str, str]:
 
 def load_sources(url: str, key: FilterKey) -> dict[str, list[dict[str, Any]]]:
     """Accounting inputs in use."""
-    return _pre(url, "sources", key, lambda e: agg.sources_in_use(e, from_key(key)))
+    return _pre(url, "sources", (key,))
 
 
 def savings_module():
@@ -371,20 +309,9 @@ def load_avoided(url: str, key: FilterKey, mode: str) -> list[dict[str, Any]]:
     The costliest figure of the dashboard (every reused checkpoint's ancestry): precomputed
     per scope and refreshed in the background when runs change (dashboard/precompute.py).
     """
-    savings = savings_module()
-    if savings is None:
+    if savings_module() is None:
         return []
-    eng = engine(url)
-    value, _ = precompute.summary(
-        (url, "avoided", key, mode),
-        precompute.data_stamp(eng, url),
-        lambda: _avoided(savings, eng, key, mode),
-    )
-    return list(value)  # a new list: pages sort it
-
-
-def _avoided(savings, eng, key: FilterKey, mode: str) -> list[dict[str, Any]]:
-    return [_plain(a) for a in savings.avoided_for_runs(eng, from_key(key), mode=mode)]
+    return list(_pre(url, "avoided", (key, mode)))  # a new list: pages sort it
 
 
 _warmed: set[str] = set()
@@ -392,30 +319,14 @@ _warmed: set[str] = set()
 
 def warm_default_views(url: str) -> None:
     """Start computing, once per database and process, what the first pages a visitor opens
-    need most (avoided by reuse and lineage, for the default periods), in the background."""
+    need (dashboard/warmup.py), in the background."""
     if url in _warmed or database_state(url) != "ok":
         return
     _warmed.add(url)
-    savings = savings_module()
+    from ecotrain.dashboard import warmup
+
     eng = engine(url)
-    stamp = precompute.data_stamp(eng, url)
-    tasks: list = [
-        ((url, "lineage", ()), stamp, lambda: agg.lineage_edges(eng)),
-        ((url, "options", ()), stamp, lambda: agg.filter_options(eng)),
-    ]
-    if savings is not None:
-        for period in ("30d", "all"):
-            since, prev = period_bounds(period)
-            for lo, hi in ((since, None), (prev, since)) if since else ((None, None),):
-                key = filter_key(RunFilter(since=lo, until=hi))
-                tasks.append(
-                    (
-                        (url, "avoided", key, "reproduce"),
-                        stamp,
-                        lambda k=key: _avoided(savings, eng, k, "reproduce"),
-                    )
-                )
-    precompute.warm(tasks)
+    precompute.warm(warmup.default_tasks(eng, url, precompute.data_stamp(eng, url)))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -434,13 +345,59 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def avoided_totals(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Summed avoided energy, CO2e and cost (unknown parts count as nothing avoided)."""
-    out = {"energy_kwh": 0.0, "co2_kg": 0.0, "cost_usd": 0.0}
-    for r in rows:
-        for k in out:
-            out[k] += r.get(k) or 0.0
-    return out
+def avoided_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Summed avoided energy, CO2e and cost, and ``unknown``: (name, what to register) of the
+    reused checkpoints whose footprint is unknown. Summed by ecotrain.savings.avoided_total,
+    the CLI's rule: a total is None (unknown) when nothing in it is known, never a zero made
+    of unknowns; with some unknown it is a lower bound ("at least")."""
+    from types import SimpleNamespace
+
+    savings = savings_module()
+    if savings is None:
+        return {"energy_kwh": None, "co2_kg": None, "cost_usd": None, "unknown": []}
+    # The loaders hold plain dicts (cacheable); avoided_total reads attributes.
+    items = [
+        SimpleNamespace(**{**r, "footprint": SimpleNamespace(**(r.get("footprint") or {}))})
+        for r in rows
+    ]
+    (energy, co2, cost), unknown = savings.avoided_total(items)
+    return {"energy_kwh": energy, "co2_kg": co2, "cost_usd": cost, "unknown": unknown}
+
+
+def fmt_avoided(total: dict[str, Any], name: str) -> str:
+    """One avoided total for a metric card: "unknown" when nothing in it is known, "≥ X"
+    when some reused checkpoints' footprints are unknown (X counts only the known ones)."""
+    value = total[name]
+    if value is None:
+        return UNKNOWN
+    text = {"energy_kwh": fmt_energy, "co2_kg": fmt_co2, "cost_usd": fmt_usd}[name](value)
+    return f"≥ {text}" if total["unknown"] else text
+
+
+REGISTER_HINT = "ecotrain checkpoint register {target} --gpu <model> --gpu-hours <h>"
+
+
+def unknown_note(total: dict[str, Any]) -> str | None:
+    """Markdown for st.caption: which reused checkpoints have an unknown footprint (so the
+    avoided figures are unknown, or a lower bound) and the command that states one; None
+    when every footprint is known."""
+    unknown = total["unknown"]
+    if not unknown:
+        return None
+    n = len(unknown)
+    names = ", ".join(name for name, _ in unknown[:3]) + (f" and {n - 3:,} more" if n > 3 else "")
+    known = total["co2_kg"] is not None or total["energy_kwh"] is not None
+    lead = (
+        "At least: the figures count only the known footprints; "
+        if known
+        else "Unknown, not zero: "
+    )
+    target = unknown[0][1].replace("`", "'")
+    return (
+        f"{lead}{n:,} reused checkpoint{'s' if n != 1 else ''} ({md_text(names)}) "
+        f"{'have' if n != 1 else 'has'} no recorded, registered or catalogued footprint. "
+        f"State one with `{REGISTER_HINT.format(target=target)}` (or --energy-kwh / --co2-kg)."
+    )
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -569,11 +526,14 @@ def _label(column_config: Any, default: str) -> str:
     return default
 
 
-def ratio_text(avoided: float | None, emitted: float | None) -> str:
-    """Avoided over emitted as "3.2×" (or "unknown" when nothing was emitted)."""
-    if not avoided or not emitted:
-        return UNKNOWN if not emitted else "0×"
-    return f"{fmt_number(avoided / emitted)}×"
+def ratio_text(avoided: float | None, emitted: float | None, at_least: bool = False) -> str:
+    """Avoided over emitted as "3.2×" ("≥ 3.2×" when ``at_least``; "unknown" when the
+    avoided figure is unknown or nothing was emitted)."""
+    if avoided is None or not emitted:
+        return UNKNOWN
+    if not avoided:
+        return "≥ 0×" if at_least else "0×"
+    return f"{'≥ ' if at_least else ''}{fmt_number(avoided / emitted)}×"
 
 
 def bar_chart(

@@ -9,19 +9,33 @@ query, trusted for STAMP_TTL_S). A page gets the stored value at once; when
 the stamp has moved (a run finished since), the value is recomputed in a background thread
 and the page says how old the one it shows is. Only the very first request for a summary
 (nothing stored yet) waits for it.
+
+The summaries of a database are also kept on disk (:func:`save`, one file per database
+URL in ecotrain's private data dir, mode 0600) and read back by the next server process
+(:func:`load`), so a restart does not start cold: a stored summary is served at once and,
+if the data moved meanwhile, refreshed in the background like any other stale one. The
+file is a pickle (the summaries hold datetimes and rows), written and read only by this
+user in a 0700 folder; ECOTRAIN_DASHBOARD_CACHE=off keeps everything in memory.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 STAMP_TTL_S = 5.0  # how long a read stamp is trusted (it costs one query per 5 s at most)
+CACHE_ENV = "ECOTRAIN_DASHBOARD_CACHE"
+FILE_FORMAT = 1  # bump when the stored summaries change shape
+SAVE_DELAY_S = 1.0  # batch the writes of summaries computed together
 
 
 @dataclass
@@ -37,6 +51,8 @@ class Entry:
 _lock = threading.Lock()
 _entries: dict[Hashable, Entry] = {}
 _stamps: dict[str, tuple[float, tuple]] = {}
+_loaded: set[str] = set()  # URLs whose file was read (or tried) in this process
+_saving: set[str] = set()  # URLs with a write pending
 
 
 def data_stamp(engine, url: str) -> tuple:
@@ -74,6 +90,7 @@ def summary(
     Fresh (same stamp): the stored value. Stale: the stored value now, and a background
     recompute (``background``). Absent: computed here.
     """
+    _load_once(key)
     with _lock:
         entry = _entries.get(key)
         if entry is not None and (entry.stamp == stamp or entry.refreshing):
@@ -88,6 +105,7 @@ def summary(
     done = time.monotonic()
     with _lock:
         _entries[key] = Entry(value, stamp, done)
+    _schedule_save(key)
     return value, done
 
 
@@ -101,6 +119,13 @@ def _refresh(key: Hashable, stamp: tuple, compute: Callable[[], Any]) -> None:
         return
     with _lock:
         _entries[key] = Entry(value, stamp, time.monotonic())
+    _schedule_save(key)
+
+
+def put(key: Hashable, value: Any, stamp: tuple) -> None:
+    """Store ``value`` for ``key``, computed on data ``stamp`` (the warm-up's results)."""
+    with _lock:
+        _entries[key] = Entry(value, stamp, time.monotonic())
 
 
 def warm(tasks: list[tuple[Hashable, tuple, Callable[[], Any]]]) -> None:
@@ -108,6 +133,7 @@ def warm(tasks: list[tuple[Hashable, tuple, Callable[[], Any]]]) -> None:
 
     def run() -> None:
         for key, stamp, compute in tasks:
+            _load_once(key)  # what an earlier server kept is not recomputed
             with _lock:
                 if key in _entries:
                     continue
@@ -117,12 +143,111 @@ def warm(tasks: list[tuple[Hashable, tuple, Callable[[], Any]]]) -> None:
                 continue
             with _lock:
                 _entries.setdefault(key, Entry(value, stamp, time.monotonic()))
+            _schedule_save(key)
 
     threading.Thread(target=run, daemon=True, name="ecotrain-warm").start()
 
 
 def clear() -> None:
-    """Forget every stored summary (tests, benchmarks)."""
+    """Forget every summary held in memory (tests, benchmarks); the files stay, and are
+    read again on the next request, as by a new server process."""
     with _lock:
         _entries.clear()
         _stamps.clear()
+        _loaded.clear()
+
+
+# -- on disk ----------------------------------------------------------------------------------
+
+
+def cache_file(url: str) -> Path | None:
+    """Where the summaries of ``url`` are kept (None when switched off)."""
+    if os.environ.get(CACHE_ENV, "").strip().lower() in ("off", "0", "no", "false"):
+        return None
+    from ecotrain.config import user_data_dir
+
+    folder = user_data_dir() / "dashboard-cache"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder / f"{_digest(url)[:32]}.pickle"
+
+
+def _digest(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def _url_of(key: Hashable) -> str | None:
+    return key[0] if isinstance(key, tuple) and key and isinstance(key[0], str) else None
+
+
+def save(url: str) -> None:
+    """Write every summary of ``url`` held in memory to its file (atomically)."""
+    path = cache_file(url)
+    if path is None:
+        return
+    # Keys are stored without their URL (a PostgreSQL URL may hold a password); the file's
+    # name and its "url" field are a hash of it.
+    with _lock:
+        entries = {
+            k[1:]: (e.value, e.stamp, time.time() - (time.monotonic() - e.computed_at))
+            for k, e in _entries.items()
+            if _url_of(k) == url
+        }
+    if not entries:
+        return
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump({"format": FILE_FORMAT, "url": _digest(url), "entries": entries}, f)
+        os.replace(tmp, path)
+    except Exception:  # noqa: BLE001 - a summary not kept on disk is only recomputed later
+        tmp.unlink(missing_ok=True)
+
+
+def load(url: str) -> int:
+    """Read the summaries of ``url`` from its file into memory, keeping any newer ones held
+    already; how many were read."""
+    path = cache_file(url)
+    if path is None:
+        return 0
+    try:
+        data = pickle.loads(path.read_bytes())
+        if data.get("format") != FILE_FORMAT or data.get("url") != _digest(url):
+            return 0
+        entries = data["entries"]
+    except Exception:  # noqa: BLE001 - absent, partial or from another version: recompute
+        return 0
+    now_wall, now = time.time(), time.monotonic()
+    with _lock:
+        for rest, (value, stamp, wall) in entries.items():
+            _entries.setdefault((url, *rest), Entry(value, stamp, now - max(0.0, now_wall - wall)))
+    return len(entries)
+
+
+def _load_once(key: Hashable) -> None:
+    url = _url_of(key)
+    if url is None:
+        return
+    with _lock:
+        if url in _loaded:
+            return
+        _loaded.add(url)
+    load(url)
+
+
+def _schedule_save(key: Hashable) -> None:
+    url = _url_of(key)
+    if url is None:
+        return
+    with _lock:
+        if url in _saving:
+            return
+        _saving.add(url)
+
+    def run() -> None:
+        time.sleep(SAVE_DELAY_S)
+        with _lock:
+            _saving.discard(url)
+        save(url)
+
+    threading.Thread(target=run, daemon=True, name="ecotrain-precompute-save").start()

@@ -4,12 +4,17 @@ SIGTERM, SIGHUP and SIGINT to the wrapper are passed on to the server; if the se
 not stopped after a grace period it is killed. Without this a `kill` of the wrapper (a
 service manager, a job scheduler ending its allocation) orphaned the server, which kept
 serving and kept the port.
+
+While the server starts (seconds), this process computes the summaries a first visitor's
+pages need and leaves them on disk for the server (dashboard/warmup.py), so the first view
+does not wait for them.
 """
 
 from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 
@@ -31,6 +36,7 @@ def serve(argv: Sequence[str], env: Mapping[str, str], grace_s: float = GRACE_S)
             proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
     proc: subprocess.Popen | None = None
+    _prewarm(env)
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         previous[sig] = signal.signal(sig, on_signal)
     try:
@@ -57,3 +63,19 @@ def serve(argv: Sequence[str], env: Mapping[str, str], grace_s: float = GRACE_S)
     if received and received[-1] in (signal.SIGINT, signal.SIGTERM):
         return 0
     return code
+
+
+def _prewarm(env: Mapping[str, str]) -> None:
+    """Warm the dashboard's summaries of the database in ``env`` in a background thread."""
+    from ecotrain.dashboard import DB_ENV
+
+    url = env.get(DB_ENV)
+    if not url:
+        return
+
+    def run() -> None:
+        from ecotrain.dashboard.warmup import prewarm
+
+        prewarm(url)
+
+    threading.Thread(target=run, daemon=True, name="ecotrain-prewarm").start()

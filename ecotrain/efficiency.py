@@ -163,10 +163,10 @@ def time_resolved_summary(engine: Any, flt: Any) -> dict[str, Any]:
     return {"runs": int(n or 0), "co2_series_kg": float(series), "co2_annual_kg": float(annual)}
 
 
-def report_sentences(engine: Any, flt: Any, n_runs: int, gpu_hours: float) -> str:
+def report_sentences(engine: Any, flt: Any, n_runs: int) -> str:
     """What a report's method adds for this feature: the time-resolved CO2e beside the
-    annual one, efficiency per unit of work, and embodied emissions when switched on
-    (when off, the report's own sentence already says they are excluded). '' if none."""
+    annual one and efficiency per unit of work ('' if neither). Embodied emissions are the
+    report's own sentence (ecotrain.reports.model, from ecotrain.embodied)."""
     from ecotrain.config import load_settings
     from ecotrain.units import fmt_co2
 
@@ -193,11 +193,6 @@ def report_sentences(engine: Any, flt: Any, n_runs: int, gpu_hours: float) -> st
     work = sentence(pooled(runs_with_work(engine, flt)), n_runs)
     if work:
         out.append(work)
-    from ecotrain.embodied import embodied
-
-    figure = embodied(gpu_hours, settings)
-    if figure is not None:
-        out.append(figure.sentence())
     return " ".join(out)
 
 

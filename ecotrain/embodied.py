@@ -40,14 +40,16 @@ class Embodied:
     kg_per_gpu_hour: float
     source: str
 
-    def sentence(self) -> str:
-        """The figure in words, labelled as apart from operational emissions."""
+    def sentence(self, cite: str = "") -> str:
+        """The figure in words, labelled as apart from operational emissions; ``cite``: a
+        report's citation marker, standing for the source (kept short: a report's
+        methodology is bounded in words)."""
         from ecotrain.units import fmt_co2, fmt_number
 
         return (
             f"Embodied emissions (reported beside, not included in, the operational CO2e): "
             f"{fmt_co2(self.kg)} for {fmt_number(self.gpu_hours)} GPU-hours at "
-            f"{self.kg_per_gpu_hour:.4g} kg CO2e per GPU-hour ({self.source})."
+            f"{self.kg_per_gpu_hour:.4g} kg CO2e per GPU-hour {cite or f'({self.source})'}."
         )
 
 
@@ -57,9 +59,11 @@ def enabled(settings: Mapping[str, Any]) -> bool:
 
 
 def embodied(gpu_hours: float | None, settings: Mapping[str, Any]) -> Embodied | None:
-    """The embodied figure for ``gpu_hours``, or None when switched off or no GPU ran."""
-    if not enabled(settings) or not gpu_hours:
+    """The embodied figure for ``gpu_hours``, or None when switched off. Switched on, runs
+    that used no GPU get a stated zero (nothing to amortise), not the "off" sentence."""
+    if not enabled(settings):
         return None
+    gpu_hours = float(gpu_hours or 0.0)
     factor = settings.get("embodied_kg_per_gpu_hour")
     if factor is None:
         return Embodied(gpu_hours * DEFAULT_KG_PER_GPU_HOUR, gpu_hours, DEFAULT_KG_PER_GPU_HOUR,

@@ -414,6 +414,13 @@ def test_method_page_shows_effective_defaults(fixture_db: Path, monkeypatch) -> 
     values = dict(zip(defaults["Input"], defaults["Value"], strict=True))
     assert values["PUE"] == "1.56"
     assert values["Region"] not in ("", "None", "unknown")
+    assert values["Embodied emissions"] == "off"  # ecotrain.embodied's default, stated
+    monkeypatch.setenv("ECOTRAIN_EMBODIED", "on")
+    at = _app(fixture_db, monkeypatch, "views/method.py")
+    on = _table(at, "Input", "Set by")
+    assert dict(zip(on["Input"], on["Value"], strict=True))["Embodied emissions"] == (
+        "on: 0.0103 kg CO2e/GPU-hour"
+    )
     for frame in [*at.dataframe, *at.table]:
         assert "None" not in frame.value.astype(str).to_string()
     page = " ".join(m.value for m in at.markdown)
@@ -500,3 +507,101 @@ def test_precomputed_summary_served_then_refreshed_when_data_changes(fixture_db:
 
     Store(str(fixture_db)).write_record(_run("9" * 32, "new", 1, gpu_j=1.0, cpu_j=0.0))
     assert precompute.data_stamp(engine, "u2") != before
+
+
+def _reuse_unknown(db: Path | str, ckpt: str = "sha256:" + "6" * 64) -> None:
+    """A run of another project that started from a checkpoint no one recorded, registered or
+    catalogued: what its reuse avoided is unknown."""
+    from tests.test_reports import _run
+
+    rec = _run("6" * 32, "gamma", 1, gpu_j=3.6e6, cpu_j=0.0)
+    rec["run"]["started_at"] = utcnow()
+    rec["checkpoints"] = [{"checkpoint_id": ckpt, "name": "mystery-base"}]
+    rec["links"] = [{"checkpoint_id": ckpt, "role": "consumed", "path": "/m/mystery"}]
+    Store(str(db)).write_record(rec)
+
+
+@pytest.mark.parametrize("page", ["views/overview.py", "views/checkpoints.py"])
+def test_every_footprint_unknown_reads_unknown_not_zero(tmp_path, monkeypatch, page) -> None:
+    """Issue 12 item 8 / issue 14: unknown avoided figures read "unknown", with the hint."""
+    db = tmp_path / "unknown.db"
+    _reuse_unknown(db)
+    at = _app(db, monkeypatch, page, period="all")
+    m = _metrics(at)
+    suffix = "" if page.endswith("checkpoints.py") else " (reuse)"
+    for what in ("CO2e", "cost", "energy"):
+        assert m[f"Avoided {what}{suffix}"][0] == "unknown"
+    assert m["Avoided ÷ emitted CO2e"][0] == "unknown"
+    captions = " ".join(c.value for c in at.caption)
+    assert "mystery-base" in captions
+    assert "ecotrain checkpoint register" in captions
+    assert "spared 0" not in captions and "$0.00" not in captions
+
+
+@pytest.mark.parametrize("page", ["views/overview.py", "views/checkpoints.py"])
+def test_some_footprints_unknown_read_at_least(fixture_db: Path, monkeypatch, page) -> None:
+    """Known footprints are summed and shown as a lower bound; the unknown one is named."""
+    from ecotrain import savings
+
+    _reuse_unknown(fixture_db)
+    eng = agg.readonly_engine(str(fixture_db))
+    items = savings.avoided_for_runs(eng, RunFilter(), mode="reproduce")
+    eng.dispose()
+    known = [a for a in items if a.co2_kg is not None]
+    assert [a.name for a in known] == ["bert-base"] and len(items) == 2
+    at = _app(fixture_db, monkeypatch, page, period="all")
+    m = _metrics(at)
+    label = "Avoided CO2e" + ("" if page.endswith("checkpoints.py") else " (reuse)")
+    from ecotrain.units import fmt_co2
+
+    assert known[0].co2_kg > 0
+    assert m[label][0] == f"≥ {fmt_co2(known[0].co2_kg)}"
+    assert m["Avoided ÷ emitted CO2e"][0].startswith("≥ ")
+    captions = " ".join(c.value for c in at.caption)
+    assert "At least" in captions and "1 reused checkpoint (mystery" in captions
+    assert "ecotrain checkpoint register" in captions
+
+
+def test_first_view_after_server_start_reads_the_prewarmed_summaries(
+    fixture_db: Path, monkeypatch
+) -> None:
+    """`ecotrain dashboard` warms the default summaries while the server starts and keeps
+    them on disk; a new server process (memory cleared) serves them without recomputing."""
+    from ecotrain.dashboard import warmup
+    from ecotrain.store.engine import resolve_url
+
+    url = resolve_url(str(fixture_db))
+    assert warmup.prewarm(url) >= 10
+    path = precompute.cache_file(url)
+    assert path is not None and path.is_file() and (path.stat().st_mode & 0o777) == 0o600
+    precompute.clear()  # as a fresh server process
+
+    def never(*_a, **_k):
+        raise AssertionError("recomputed a summary the warm-up had made")
+
+    for name in ("avoided", "totals", "trend", "breakdown", "options", "lineage"):
+        monkeypatch.setitem(warmup.COMPUTE, name, never)
+    at = _app(fixture_db, monkeypatch)  # Overview, default period (last 30 days)
+    m = _metrics(at)
+    assert m["Energy (facility)"] == ("35.0 kWh", "-65% vs previous period")
+    assert m["Avoided CO2e (reuse)"][0] not in ("unknown", "0 g")
+    at.switch_page("views/checkpoints.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    # Switched off: nothing is written, and the pages compute as before.
+    monkeypatch.setenv("ECOTRAIN_DASHBOARD_CACHE", "off")
+    assert precompute.cache_file(url) is None
+
+
+def test_a_stored_summary_file_from_elsewhere_is_ignored(fixture_db: Path) -> None:
+    from ecotrain.store.engine import resolve_url
+
+    url = resolve_url(str(fixture_db))
+    path = precompute.cache_file(url)
+    path.write_bytes(b"not a pickle")
+    assert precompute.load(url) == 0
+    precompute.put((url, "totals", ("k",)), {"runs": 1}, ("s",))
+    precompute.save(url)
+    precompute.clear()
+    assert precompute.load(url) == 1
+    assert precompute.load(resolve_url(str(fixture_db) + "x")) == 0
+    assert str(fixture_db).encode() not in path.read_bytes()  # no URL (or password) on disk

@@ -149,7 +149,7 @@ def _run(run_id: str, started: str, duration: float, kwh: float, samples: list) 
     }
 
 
-def test_run_across_midnight_gets_hand_computed_co2(db_path: Path) -> None:
+def test_run_across_midnight_gets_hand_computed_co2(db_path: Path, tmp_path: Path) -> None:
     """23:30 -> 00:30 UTC, power ramping linearly 0 -> 2000 W. Energy before midnight:
     the triangle 0..1000 W over 1800 s = 0.9 MJ; after: 3.6 MJ - 0.9 MJ = 2.7 MJ. Series:
     60 g/kWh in the 23:00 hour, 100 g/kWh in the 00:00 hour. Energy-weighted:
@@ -175,6 +175,9 @@ def test_run_across_midnight_gets_hand_computed_co2(db_path: Path) -> None:
     method = json.loads(report.stdout)["methodology"]
     assert "Time-resolved CO2e" in method and "1 of 1 runs covered" in method
     assert "use the annual figure for comparability" in method
+    # LaTeX with --bib re-renders the paragraph with \cite keys: the sentence stays.
+    tex = run_cli("report", "--project", "p", "--format", "latex", "--bib", str(tmp_path / "r.bib"))
+    assert tex.returncode == 0 and "112 g on the annual figure" in tex.stdout, tex.stderr
     chosen = run_cli(
         "report", "--project", "p", "--format", "json", env={"ECOTRAIN_CO2_BASIS": "time-resolved"}
     )

@@ -337,3 +337,35 @@ def test_intensity_year_from_grid_data(store: Store) -> None:
     assert rep.grid_data_version == data_version()
     if fra.year:
         assert f"{fra.year} data" in rep.methodology
+
+
+def test_embodied_off_by_default_stated_and_never_in_operational(store, monkeypatch) -> None:
+    """One place per fact: reports take the embodied figure from ecotrain.embodied (issue 17),
+    off by default and said to be off; when on, beside the operational CO2e, never in it."""
+    from ecotrain.embodied import DEFAULT_KG_PER_GPU_HOUR, OFF
+
+    monkeypatch.delenv("ECOTRAIN_EMBODIED", raising=False)
+    off = report(store)
+    assert off.embodied is None
+    assert OFF in off.methodology
+    assert "kg CO2e per GPU-hour" not in off.methodology  # no figure when switched off
+    assert "luccioni2022" not in off.sources
+    monkeypatch.setenv("ECOTRAIN_EMBODIED", "on")
+    on = report(store)
+    # 2 runs x 2 GPU-hours at BLOOM's amortisation (11.2 t / 1,082,990 GPU-hours).
+    assert on.embodied["gpu_hours"] == pytest.approx(4.0)
+    assert on.embodied["kg"] == pytest.approx(4.0 * DEFAULT_KG_PER_GPU_HOUR)
+    assert on.totals["co2_kg"] == pytest.approx(off.totals["co2_kg"]) == pytest.approx(0.9)
+    assert OFF not in on.methodology
+    assert "beside, not included in, the operational CO2e): 41.4 g" in on.methodology
+    assert on.methodology.count("Embodied emissions") == 1
+    assert "luccioni2022" in on.sources
+    assert json.loads(render(on, "json"))["embodied"]["kg"] == pytest.approx(0.04137, rel=1e-3)
+    # Switched on, runs without a GPU: a stated zero, never the "off" sentence.
+    store.write_record(
+        _run("d" * 32, "cpu", 5, gpu_j=0.0, cpu_j=3.6e6, gpu_model=None, gpu_count=None,
+             gpu_hours=None)
+    )  # fmt: skip
+    cpu = build_report(store.engine, RunFilter(project="cpu"), avoided_fn=fake_avoided)
+    assert cpu.embodied["kg"] == 0.0 and OFF not in cpu.methodology
+    assert "operational CO2e): 0 kg for 0 GPU-hours" in cpu.methodology

@@ -394,8 +394,8 @@ def test_make_example_db_writes_a_compact_copy(tmp_path: Path) -> None:
             4,
         )
         (source,) = conn.execute(
-            # named with its folder since issue 12 (ckpt/base.safetensors)
-            "SELECT footprint_source FROM checkpoints WHERE name LIKE '%base.%'"
+            # Names carry their folder since issue 12 ("ckpt/base.safetensors").
+            "SELECT footprint_source FROM checkpoints WHERE name LIKE 'ckpt/base.%'"
         ).fetchone()
         assert source == "registered"
         assert conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0] > 0

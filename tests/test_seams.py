@@ -207,7 +207,7 @@ def test_embodied_switched_on_is_not_also_called_excluded(isolated: Path, db_pat
     assert "Excluded: embodied" not in text
     assert "e+0" not in text and "1,080,000 GPU-hours" in text
     off = json.loads(run_cli("report", "--format", "json").stdout)["methodology"]
-    assert "Excluded: embodied hardware emissions" in off
+    assert "Embodied emissions of the hardware are not included" in off
 
 
 def test_no_gpu_hours_gives_no_zero_range_of_embodied(isolated: Path, db_path: Path) -> None:

@@ -38,24 +38,33 @@ else:
     avoided.sort(key=lambda a: (-(a["co2_kg"] or 0.0), -(a["energy_kwh"] or 0.0)))
     total = c.avoided_totals(avoided)
     emitted = c.load_totals(url, key)
+    at_least = bool(total["unknown"])
     cols = st.columns(4)
-    cols[0].metric("Avoided CO2e", c.fmt_co2(total["co2_kg"]))
-    cols[1].metric("Avoided energy", c.fmt_energy(total["energy_kwh"]))
-    cols[2].metric("Avoided cost", c.fmt_usd(total["cost_usd"]))
+    cols[0].metric("Avoided CO2e", c.fmt_avoided(total, "co2_kg"))
+    cols[1].metric("Avoided energy", c.fmt_avoided(total, "energy_kwh"))
+    cols[2].metric("Avoided cost", c.fmt_avoided(total, "cost_usd"))
     cols[3].metric(
         "Avoided ÷ emitted CO2e",
-        c.ratio_text(total["co2_kg"], emitted["co2_kg"]),
+        c.ratio_text(total["co2_kg"], emitted["co2_kg"], at_least=at_least),
         help="What retraining the reused checkpoints would have emitted, divided by what the "
         "runs in view emitted.",
     )
+    spared = (
+        "an unknown amount of"
+        if total["co2_kg"] is None
+        else f"{'at least ' if at_least else ''}{c.fmt_co2(total['co2_kg'])}"
+    )
     st.caption(
         f"{len(avoided):,} reused checkpoint{'s' if len(avoided) != 1 else ''}. Reusing "
-        "them spared "
-        f"{c.fmt_co2(total['co2_kg'])} CO2e against {c.fmt_co2(emitted['co2_kg'])} the runs in "
-        "view emitted themselves. Reported separately, never subtracted from emissions; a "
+        f"{'it' if len(avoided) == 1 else 'them'} spared {spared} CO2e against "
+        f"{c.fmt_co2(emitted['co2_kg'])} the runs in view emitted themselves. Reported "
+        "separately, never subtracted from emissions; a "
         "checkpoint's retraining is avoided once in the scope viewed, however many runs "
         "reused it."
     )
+    note = c.unknown_note(total)
+    if note:
+        st.caption(note)
     if avoided:
         frame = pd.DataFrame(
             [

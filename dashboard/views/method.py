@@ -66,6 +66,18 @@ try:
         {"input": "Price", "value": price, "source": site.price_source or "price table",
          "set by": origin.get("price_per_kwh", "default")},
     ]  # fmt: skip
+    from ecotrain import embodied
+
+    flat = settings.flat()
+    factor = flat.get("embodied_kg_per_gpu_hour") or embodied.DEFAULT_KG_PER_GPU_HOUR
+    rows.append(
+        {"input": "Embodied emissions",
+         "value": f"on: {c.fmt_number(float(factor))} kg CO2e/GPU-hour"
+         if embodied.enabled(flat) else "off",
+         "source": "reported beside the operational CO2e, never added to it"
+         if embodied.enabled(flat) else "off by default; not included in any figure",
+         "set by": origin.get("embodied", "default")}
+    )  # fmt: skip
     c.show_table(
         pd.DataFrame(rows),
         {
@@ -94,6 +106,8 @@ except Exception:  # noqa: BLE001 - codecarbon's data not installed: say so belo
     sources.append(
         {"data": "Grid carbon intensity", "source": "not installed", "version": c.UNKNOWN}
     )
+from ecotrain.embodied import DEFAULT_SOURCE as embodied_source  # noqa: E402
+
 sources += [
     {"data": "CPU power (TDP) for the CPU model",
      "source": "CodeCarbon's CPU table; 4 W per thread when the CPU is not listed",
@@ -102,9 +116,8 @@ sources += [
      "version": "2024"},
     {"data": "Published training footprints (checkpoint catalogue)",
      "source": "the papers and model cards each entry cites", "version": "built in"},
-    {"data": "Embodied hardware emissions (excluded, stated in reports)",
-     "source": "about 0.010-0.013 kg CO2e per GPU-hour (Luccioni et al., 2022)",
-     "version": "2022"},
+    {"data": "Embodied hardware emissions (when switched on; beside, never in, CO2e)",
+     "source": embodied_source, "version": "2023"},
 ]  # fmt: skip
 c.show_table(
     pd.DataFrame(sources),

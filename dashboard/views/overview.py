@@ -60,30 +60,37 @@ if savings is None:
     st.info("Avoided CO2e and cost: the savings module (ecotrain.savings) is not installed.")
 else:
     avoided = c.avoided_totals(c.load_avoided(url, c.filter_key(flt), "reproduce"))
-    ratio = c.ratio_text(avoided["co2_kg"], now["co2_kg"])
+    ratio = c.ratio_text(avoided["co2_kg"], now["co2_kg"], at_least=bool(avoided["unknown"]))
     avoided_before = (
         c.avoided_totals(c.load_avoided(url, c.filter_key(prev), "reproduce")) if prev else None
     )
+
+    def _delta(name: str) -> str | None:
+        # A change is only stated between two complete figures (a lower bound moves with
+        # what is registered, not with what reuse saved).
+        if avoided["unknown"] or not avoided_before or avoided_before["unknown"]:
+            return None
+        return c.delta(avoided[name], avoided_before[name])
+
     cols = st.columns(4)
     cols[0].metric(
         "Avoided CO2e (reuse)",
-        c.fmt_co2(avoided["co2_kg"]),
-        c.delta(avoided["co2_kg"], avoided_before["co2_kg"] if avoided_before else None),
+        c.fmt_avoided(avoided, "co2_kg"),
+        _delta("co2_kg"),
         help="Retraining the reused checkpoints (mode: reproduce). Reported separately, "
         "never netted against the emissions above.",
     )
-    cols[1].metric(
-        "Avoided cost (reuse)",
-        c.fmt_usd(avoided["cost_usd"]),
-        c.delta(avoided["cost_usd"], avoided_before["cost_usd"] if avoided_before else None),
-    )
-    cols[2].metric("Avoided energy (reuse)", c.fmt_energy(avoided["energy_kwh"]))
+    cols[1].metric("Avoided cost (reuse)", c.fmt_avoided(avoided, "cost_usd"), _delta("cost_usd"))
+    cols[2].metric("Avoided energy (reuse)", c.fmt_avoided(avoided, "energy_kwh"))
     cols[3].metric(
         "Avoided ÷ emitted CO2e",
         ratio,
         help="Avoided CO2e (retraining the reused checkpoints) divided by the CO2e these runs "
         "emitted: 3× means reuse spared three times what the runs themselves cost.",
     )
+    note = c.unknown_note(avoided)
+    if note:
+        st.caption(note)
 
 st.subheader("Weekly trend")
 trend = c.load_trend(url, c.filter_key(flt))

@@ -19,19 +19,15 @@ from ecotrain.store.queries import RunFilter, effective_status
 from ecotrain.store.records import utcnow
 from ecotrain.store.schema import checkpoints, run_checkpoints, runs
 from ecotrain.units import (
-    MASS_UNITS,
     fmt_co2,
     fmt_energy,
-    fmt_in,
     fmt_number,
     fmt_usd,
-    pick_unit,
 )
 
-SCHEMA_VERSION = "1.2"  # 1.1: grid_data_version, reuse_note, intensity year; 1.2: statuses,
-# per-line status and GPU list, bounded reuse rows (reuse_others), consumed names, sources
-# Embodied emissions of GPU manufacturing per GPU-hour (REFERENCES.md); excluded, stated.
-EMBODIED_KG_PER_GPU_HOUR = (0.010, 0.013)
+SCHEMA_VERSION = "1.3"  # 1.1: grid_data_version, reuse_note, intensity year; 1.2: statuses,
+# per-line status and GPU list, bounded reuse rows (reuse_others), consumed names, sources;
+# 1.3: embodied (ecotrain.embodied, beside the totals; null when switched off), method_notes
 
 
 class NoRuns(LookupError):
@@ -104,11 +100,13 @@ class Report:
     statuses: dict[str, int] = field(default_factory=dict)  # runs per status
     reuse_others: dict[str, Any] | None = None  # rows beyond the top REUSE_ROWS, summed
     sources: list[str] = field(default_factory=list)  # citation keys the methodology uses
-    # What ecotrain.efficiency adds to the method (time-resolved CO2e, per unit of work,
-    # embodied emissions when on): inside the paragraph, so its bound and --bib keep it.
-    method_extra: str = ""
-    embodied_reported: bool = False  # embodied = "on": the figure is in method_extra
     methodology: str = ""
+    # Embodied emissions (ecotrain.embodied) when switched on, else None: beside the totals,
+    # never part of them.
+    embodied: dict[str, Any] | None = None
+    # Time-resolved CO2e and per-unit figures (ecotrain.efficiency): the end of the
+    # methodology paragraph, also given apart for JSON readers.
+    method_notes: str = ""
 
     @property
     def consumed_checkpoints(self) -> bool:
@@ -446,14 +444,15 @@ def build_report(
         consumed_names=consumed_names,
         statuses=statuses,
     )
-    report.sources = used_sources(report)
     from ecotrain.config import load_settings
-    from ecotrain.efficiency import report_sentences  # time-resolved, per unit, embodied
     from ecotrain.embodied import embodied
 
-    gpu_hours = report.totals.get("gpu_hours", 0.0)
-    report.method_extra = report_sentences(engine, flt, report.n_runs, gpu_hours)
-    report.embodied_reported = embodied(gpu_hours, load_settings()) is not None
+    figure = embodied(report.totals.get("gpu_hours", 0.0), load_settings())
+    report.embodied = asdict(figure) if figure is not None else None
+    report.sources = used_sources(report)
+    from ecotrain.efficiency import report_sentences  # time-resolved, per unit of work
+
+    report.method_notes = report_sentences(engine, flt, report.n_runs)
     report.methodology = methodology(report)
     return report
 
@@ -539,7 +538,8 @@ def used_sources(report: Report) -> list[str]:
         keys.append("codecarbon")
     if any("uptime" in t.lower() for t in texts):
         keys.append("uptime2024")
-    keys.append("luccioni2022")
+    if _embodied_cited(report):
+        keys.append("luccioni2022")
     if report.reuse and report.mode != "none":
         keys.append("wbcsd2023")
     return keys
@@ -664,26 +664,6 @@ def _methodology(report: Report, cite: Any, limit: int, detail: int) -> str:
         grid_source = _cited(grid_source + " (CodeCarbon's data", "codecarbon", cite) + ")"
     if "uptime2024" in report.sources:
         pue = _cited(pue, "uptime2024", cite)
-    lo, hi = EMBODIED_KG_PER_GPU_HOUR
-    if report.embodied_reported:  # the figure follows, from ecotrain.embodied
-        excluded = (
-            "Excluded: networking, storage and idle time; embodied hardware emissions are "
-            "reported beside, not inside, these figures (below)."
-        )
-    else:
-        if t["gpu_hours"]:
-            low, high = (t["gpu_hours"] * k for k in EMBODIED_KG_PER_GPU_HOUR)
-            unit = pick_unit(high, MASS_UNITS)
-            amount = (
-                f"i.e. {fmt_in(low, unit)}-{fmt_in(high, unit)} {unit.symbol} for these "
-                f"{fmt_number(t['gpu_hours'])} GPU-hours"
-            )
-        else:
-            amount = "no GPU-hours here"
-        excluded = (
-            f"Excluded: embodied hardware emissions (about {lo:.3f}-{hi:.3f} kg CO2e per "
-            f"GPU-hour {cite('luccioni2022')}, {amount}), networking, storage and idle time."
-        )
     text = (
         f"We report the energy, emissions and cost of {_runs(report.n_runs)}{status}, "
         f"{_cited(f'recorded with ecotrain {report.ecotrain_version}', 'ecotrain', cite)}, "
@@ -694,10 +674,32 @@ def _methodology(report: Report, cite: Any, limit: int, detail: int) -> str:
         f"effectiveness, {pue}, to give facility energy ({fmt_energy(t['energy_kwh'])}), "
         f"and by the {grid_source} ({grid}) to give {fmt_co2(t['co2_kg'])} CO2e. "
         f"Cost: {price}; {fmt_usd(t['cost_usd'])} in total. "
-        f"Data: {_data_sentence(report, limit, detail)}. {excluded}"
+        f"Data: {_data_sentence(report, limit, detail)}. "
+        f"{_embodied_sentence(report, cite)} "
+        "Excluded: networking, storage and idle time."
     )
     text += " " + _reuse_sentence(report, cite, limit, detail)
-    return f"{text} {report.method_extra}" if report.method_extra else text
+    # time-resolved CO2e and per-unit figures inside the paragraph: its word bound and the
+    # LaTeX --bib rendering keep them
+    return f"{text} {report.method_notes}" if report.method_notes else text
+
+
+def _embodied_cited(report: Report) -> bool:
+    """Whether the report states an embodied figure resting on the cited default factor."""
+    from ecotrain.embodied import DEFAULT_KG_PER_GPU_HOUR
+
+    return bool(report.embodied) and report.embodied["kg_per_gpu_hour"] == DEFAULT_KG_PER_GPU_HOUR
+
+
+def _embodied_sentence(report: Report, cite: Any = _inline) -> str:
+    """ecotrain.embodied's sentence: that it is off, or the figure beside the operational one."""
+    from ecotrain.embodied import OFF, Embodied
+
+    if report.embodied is None:
+        return OFF
+    return Embodied(**report.embodied).sentence(
+        cite("luccioni2022") if _embodied_cited(report) else ""
+    )
 
 
 def _data_sentence(report: Report, limit: int = NAMES_LISTED, detail: int = 2) -> str:
