@@ -667,7 +667,11 @@ class Monitor(Recorder):
             if self.child is not None and self.child.returncode is None:
                 try:
                     os.killpg(pid, signal.SIGKILL)
-                    self.notes.append(f"child still alive {grace:g} s after SIGTERM: SIGKILL")
+                    from ecotrain.units import fmt_number
+
+                    self.notes.append(
+                        f"child still alive {fmt_number(grace)} s after SIGTERM: SIGKILL"
+                    )
                 except ProcessLookupError:
                     pass
 
