@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ecotrain.sensors.base import Reading, Sensor, SensorError, SensorSummary
-from ecotrain.sensors.gpushare import ProcessUse, ShareLedger, Unit
+from ecotrain.sensors.base import Reading, SensorError
+from ecotrain.sensors.gpushare import GPUSensorBase, ProcessUse, ShareLedger, Unit
 from ecotrain.sensors.nvidia import (
     SHARE_RULE,
     GPUError,
@@ -190,7 +190,7 @@ class _Meter:
         self.whole_reason: str | None = None
 
 
-class AMDGPUSensor(Sensor):
+class AMDGPUSensor(GPUSensorBase):
     """All selected AMD GPUs as one "gpu" sensor; ``pids(now)`` as for NVIDIA."""
 
     component = "gpu"
@@ -342,69 +342,29 @@ class AMDGPUSensor(Sensor):
             procs[pid] = ProcessUse(pid, memory=memory)
         return list(procs.values())
 
-    def hardware(self) -> dict:
-        """Model, count, GPU-hours, power, per device and overall (as NVIDIA's)."""
-        wall = (self._t_last - self._t0) if self._t0 is not None and self._t_last else 0.0
-        per_device = []
-        for m in self.meters:
-            d = {
-                "index": m.dev.hip_index,
-                "uuid": m.dev.uuid,
-                "model": m.dev.name,
-                "vendor": "AMD",
-                "method": m.method,
-                "energy_j": round(m.charged_j, 3),
-            }
-            if m.power_key:
-                d["power_source"] = m.power_key
-            if wall > 0:
-                d["mean_power_w"] = round(m.charged_j / wall, 2)
-                d["max_power_w"] = round(m.max_power_w, 2)
-            if m.lost:
-                d["lost"] = True
-            if m.ledger.method_s:
-                d.update(m.ledger.detail())
-            per_device.append(d)
-        models = sorted({m.dev.name for m in self.meters})
-        hours = sum(m.ledger.device_hours(wall) for m in self.meters)
-        hw: dict = {
-            "model": models[0] if len(models) == 1 else ", ".join(models),
-            "count": len(self.meters),
-            "gpu_hours": hours,
-            "uuids": [m.dev.uuid for m in self.meters],
-            "method_rule": "measured if every device has an energy counter, else integrated",
-            "share_rule": SHARE_RULE,
-            "devices": per_device,
+    share_rule = SHARE_RULE
+
+    def _label(self, m: _Meter) -> str:
+        return f"AMD GPU {m.dev.hip_index} ({m.dev.uuid})"
+
+    def _device_fields(self, m: _Meter) -> dict:
+        d: dict = {
+            "index": m.dev.hip_index,
+            "uuid": m.dev.uuid,
+            "model": m.dev.name,
+            "vendor": "AMD",
         }
-        if wall > 0:
-            hw["mean_power_w"] = round(self.energy_j / wall, 2)
-            hw["max_power_w"] = round(self.max_power_w, 2)
-        return hw
+        if m.power_key:
+            d["power_source"] = m.power_key
+        return d
 
-    def summary(self) -> SensorSummary:
-        """Totals for the record, with one note per GPU that was shared."""
-        s = super().summary()
-        for m in self.meters:
-            note = m.ledger.note(f"AMD GPU {m.dev.hip_index} ({m.dev.uuid})")
-            if note and note not in s.notes:
-                s.notes.append(note)
-        return s
-
-    def close(self) -> None:
-        """Shut amdsmi down if this sensor initialised it; give the GPUs' locks back."""
-        from ecotrain.sensors.gpulock import release
-
-        release(self.lock_fds)
+    def _shutdown(self) -> None:
         if self.owns_smi and not self._closed:
             self._closed = True
             try:
                 _smi_call(self.smi, "amdsmi_shut_down")
             except GPUError:
                 pass
-
-    def _note(self, note: str) -> None:
-        if note not in self.notes:
-            self.notes.append(note)
 
 
 def import_amdsmi() -> Any:

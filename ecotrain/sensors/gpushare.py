@@ -27,6 +27,9 @@ record states both "energy above idle" and "total".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from ecotrain.sensors.base import Sensor, SensorSummary
 
 IDLE_MIN_TICK_S = 0.5  # shorter ticks (the final one at stop()) give noisy power
 SPLIT_METHODS = (
@@ -216,3 +219,81 @@ class ShareLedger:
                 f"of {self.charged_j:.0f} J charged"
             )
         return f"{label}: " + "; ".join(parts)
+
+
+class GPUSensorBase(Sensor):
+    """What every vendor's GPU sensor shares once its meters have read the devices: the
+    record's hardware block, one share note per GPU, closing, and de-duplicated notes.
+
+    A subclass keeps ``meters`` (each with ``dev``, ``method``, ``charged_j``,
+    ``max_power_w``, ``lost`` and a ``ledger``), ``lock_fds``, ``_t0``/``_t_last`` and
+    ``max_power_w``, and says how a device is named (:meth:`_label`), which fields identify
+    it (:meth:`_device_fields`) and how the vendor library is shut down (:meth:`_shutdown`).
+    """
+
+    component = "gpu"
+    share_rule = ""
+
+    def _label(self, m: Any) -> str:
+        raise NotImplementedError
+
+    def _device_fields(self, m: Any) -> dict:
+        raise NotImplementedError
+
+    def _shutdown(self) -> None:
+        """Shut the vendor library down if this sensor initialised it (never raises)."""
+
+    def hardware(self) -> dict:
+        """Model, count, GPU-hours, power (and utilisation where read), per device and
+        overall."""
+        wall = (self._t_last - self._t0) if self._t0 is not None and self._t_last else 0.0
+        per_device = []
+        for m in self.meters:
+            d = {**self._device_fields(m), "method": m.method, "energy_j": round(m.charged_j, 3)}
+            if wall > 0:
+                d["mean_power_w"] = round(m.charged_j / wall, 2)
+                d["max_power_w"] = round(m.max_power_w, 2)
+            if getattr(m, "util_n", 0):
+                d["mean_utilisation"] = round(m.util_sum / m.util_n, 2)
+            if m.lost:
+                d["lost"] = True
+            if m.ledger.method_s:
+                d.update(m.ledger.detail())
+            per_device.append(d)
+        models = sorted({m.dev.name for m in self.meters})
+        hw: dict = {
+            "model": models[0] if len(models) == 1 else ", ".join(models),
+            "count": len(self.meters),
+            "gpu_hours": sum(m.ledger.device_hours(wall) for m in self.meters),
+            "uuids": [m.dev.uuid for m in self.meters],
+            "method_rule": "measured if every device has an energy counter, else integrated",
+            "share_rule": self.share_rule,
+            "devices": per_device,
+        }
+        if wall > 0:
+            hw["mean_power_w"] = round(self.energy_j / wall, 2)
+            hw["max_power_w"] = round(self.max_power_w, 2)
+        utils = [m.util_sum / m.util_n for m in self.meters if getattr(m, "util_n", 0)]
+        if utils:
+            hw["mean_utilisation"] = round(sum(utils) / len(utils), 2)
+        return hw
+
+    def summary(self) -> SensorSummary:
+        """Totals for the record, with one note per GPU that was shared or sliced."""
+        s = super().summary()
+        for m in self.meters:
+            note = m.ledger.note(self._label(m))
+            if note and note not in s.notes:
+                s.notes.append(note)
+        return s
+
+    def close(self) -> None:
+        """Give the GPUs' locks back and shut the vendor library down if ours."""
+        from ecotrain.sensors.gpulock import release
+
+        release(self.lock_fds)
+        self._shutdown()
+
+    def _note(self, note: str) -> None:
+        if note not in self.notes:
+            self.notes.append(note)

@@ -41,8 +41,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecotrain.sensors.base import Reading, Sensor, SensorError, SensorSummary
-from ecotrain.sensors.gpushare import ProcessUse, ShareLedger, Unit
+from ecotrain.sensors.base import Reading, SensorError
+from ecotrain.sensors.gpushare import GPUSensorBase, ProcessUse, ShareLedger, Unit
 
 
 class GPUError(Exception):
@@ -345,7 +345,7 @@ class _Meter:
         self.ledger = ShareLedger([])
 
 
-class NvidiaGPUSensor(Sensor):
+class NvidiaGPUSensor(GPUSensorBase):
     """All selected NVIDIA GPUs as one "gpu" sensor (see the module doc for the method).
 
     ``pids(now)`` gives the run's process ids (its tree) each tick; with it, a GPU other
@@ -585,72 +585,24 @@ class NvidiaGPUSensor(Sensor):
 
     # -- the record ----------------------------------------------------------------------
 
-    def hardware(self) -> dict:
-        """Model, count, GPU-hours, power and utilisation, per device and overall."""
-        wall = (self._t_last - self._t0) if self._t0 is not None and self._t_last else 0.0
-        per_device = []
-        for m in self.meters:
-            d = {
-                "index": m.dev.index,
-                "uuid": m.dev.uuid,
-                "model": m.dev.name,
-                "method": m.method,
-                "energy_j": round(m.charged_j, 3),
-            }
-            if m.dev.mig:
-                d["mig"] = list(m.dev.mig)
-            if wall > 0:
-                d["mean_power_w"] = round(m.charged_j / wall, 2)
-                d["max_power_w"] = round(m.max_power_w, 2)
-            if m.util_n:
-                d["mean_utilisation"] = round(m.util_sum / m.util_n, 2)
-            if m.lost:
-                d["lost"] = True
-            if m.ledger.method_s:
-                d.update(m.ledger.detail())
-            per_device.append(d)
-        models = sorted({m.dev.name for m in self.meters})
-        hw: dict = {
-            "model": models[0] if len(models) == 1 else ", ".join(models),
-            "count": len(self.meters),
-            "gpu_hours": sum(m.ledger.device_hours(wall) for m in self.meters),
-            "uuids": [m.dev.uuid for m in self.meters],
-            "method_rule": "measured if every device has an energy counter, else integrated",
-            "share_rule": SHARE_RULE,
-            "devices": per_device,
-        }
-        if wall > 0:
-            hw["mean_power_w"] = round(self.energy_j / wall, 2)
-            hw["max_power_w"] = round(self.max_power_w, 2)
-        utils = [m.util_sum / m.util_n for m in self.meters if m.util_n]
-        if utils:
-            hw["mean_utilisation"] = round(sum(utils) / len(utils), 2)
-        return hw
+    share_rule = property(lambda self: SHARE_RULE)
 
-    def summary(self) -> SensorSummary:
-        """Totals for the record, with one note per GPU that was shared or sliced."""
-        s = super().summary()
-        for m in self.meters:
-            note = m.ledger.note(f"GPU {m.dev.index} ({m.dev.uuid})")
-            if note and note not in s.notes:
-                s.notes.append(note)
-        return s
+    def _label(self, m: _Meter) -> str:
+        return f"GPU {m.dev.index} ({m.dev.uuid})"
 
-    def close(self) -> None:
-        """Shut NVML down if this sensor initialised it; give the GPUs' locks back."""
-        from ecotrain.sensors.gpulock import release
+    def _device_fields(self, m: _Meter) -> dict:
+        d: dict = {"index": m.dev.index, "uuid": m.dev.uuid, "model": m.dev.name}
+        if m.dev.mig:
+            d["mig"] = list(m.dev.mig)
+        return d
 
-        release(self.lock_fds)
+    def _shutdown(self) -> None:
         if self.owns_nvml and not self._closed:
             self._closed = True
             try:
                 _nvml_call(self.nvml, "nvmlShutdown")
             except GPUError:
                 pass
-
-    def _note(self, note: str) -> None:
-        if note not in self.notes:
-            self.notes.append(note)
 
 
 SHARE_RULE = (
