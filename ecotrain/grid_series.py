@@ -433,14 +433,12 @@ def _curve_figure(run: dict[str, Any], curve: PowerCurve, series: Series) -> dic
         else "weighted evenly over the run's span (no power timeline)"
     )
     cover = "100%" if w.coverage >= 0.9995 else f"{w.coverage:.1%} (the rest at the same mean)"
-    from ecotrain.units import fmt_number
-
     return {
         "co2_series_kg": kwh * w.g_per_kwh / 1000.0,
         "intensity_series_g_per_kwh": w.g_per_kwh,
         "co2_series_method": (
             f"time-resolved: facility energy x the {series.label()}, {shape}; energy-"
-            f"weighted mean {fmt_number(w.g_per_kwh)} g CO2e/kWh over {w.points} period(s), "
+            f"weighted mean {w.g_per_kwh:.4g} g CO2e/kWh over {w.points} period(s), "
             f"coverage {cover}"
         ),
     }

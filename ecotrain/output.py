@@ -166,7 +166,7 @@ def print_run(
             f"{fmt_num(run.get('cpu_seconds'))} CPU-s",
         ),
         ("timeline", f"{len(samples)} points"),
-        ("ecotrain", run.get("ecotrain_version")),
+        ("ecotrain", run.get("ecotrain_version") or UNKNOWN),
     ]
     if run.get("end_reason"):
         lines.insert(3, ("end reason", run["end_reason"]))
