@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ecotrain import __version__
+from ecotrain.childwait import wait_child
 from ecotrain.config import Settings
 from ecotrain.integrations import Reporter
 from ecotrain.redact import redact_argv, redact_record, redact_text
@@ -716,8 +717,7 @@ class Monitor(Recorder):
             say(f"ecotrain: error: {reason}")
         else:
             self.redacted_command()  # while the child runs, not after it
-            # PEP 475: wait4 resumes by itself after a forwarded signal's handler returns.
-            _, wait_status, rusage = os.wait4(self.child.pid, 0)
+            wait_status, rusage = wait_child(self.child.pid)
             self._reaped = True
             _take_terminal_back()
             cpu_seconds = rusage.ru_utime + rusage.ru_stime

@@ -1,0 +1,79 @@
+"""Wait for the child of `ecotrain run` so that a signal always reaches its handler.
+
+A blocking ``os.wait4`` in the main thread returns (and lets Python run the handler that
+forwards SIGTERM to the child) only if the kernel hands the signal to the main thread. Any
+other thread that changes its signal mask at that moment takes it instead: ``subprocess``
+blocks every signal around each spawn and unblocks them after, and the git and lineage
+threads spawn processes while the child starts. CPython's C-level handler then runs in that
+thread, marks the signal pending for the main thread and writes to the wakeup fd, but the
+main thread sleeps on in ``wait4``: the child is never told, and the wrapper hangs until the
+child ends by itself (CI saw it once in a few thousand SIGTERMs, under load).
+
+So the main thread waits on the child's pidfd *and* the wakeup fd: whichever thread the
+signal lands on, the main thread wakes, runs the handler, and goes back to waiting.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+from typing import Any
+
+# Without a pidfd (not Linux, or a kernel before 5.3) the child's end is polled this often;
+# with one, this bounds a wait that nothing woke (it never happens; it costs nothing).
+POLL_S = 0.25
+IDLE_S = 5.0
+
+
+def wait_child(pid: int) -> tuple[int, Any]:
+    """``os.wait4(pid, 0)``'s (status, rusage), returning whatever thread got a signal.
+
+    Must be called from the main thread (the only one where Python runs signal handlers
+    and may set the wakeup fd); elsewhere it is a plain blocking ``os.wait4``."""
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        return os.wait4(pid, 0)[1:]
+    os.set_blocking(read_end, False)
+    os.set_blocking(write_end, False)
+    try:
+        previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread
+        os.close(read_end)
+        os.close(write_end)
+        return os.wait4(pid, 0)[1:]
+    pidfd = _pidfd(pid)
+    try:
+        watched = [read_end] if pidfd is None else [read_end, pidfd]
+        timeout = POLL_S if pidfd is None else IDLE_S
+        while True:
+            done, status, rusage = os.wait4(pid, os.WNOHANG)
+            if done == pid:
+                return status, rusage
+            # PEP 475: a signal taken by this thread runs its handler inside select, which
+            # then resumes; one taken by another thread wakes it through the wakeup fd,
+            # and the handler runs as soon as this returns to Python.
+            ready, _, _ = select.select(watched, [], [], timeout)
+            if read_end in ready:
+                _drain(read_end)
+    finally:
+        signal.set_wakeup_fd(previous)
+        for fd in (read_end, write_end, pidfd):
+            if fd is not None:
+                os.close(fd)
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except OSError:  # BlockingIOError once empty
+        pass
