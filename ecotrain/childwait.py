@@ -45,17 +45,20 @@ def wait_child(pid: int) -> tuple[int, Any]:
         return os.wait4(pid, 0)[1:]
     pidfd = _pidfd(pid)
     try:
-        watched = [read_end] if pidfd is None else [read_end, pidfd]
-        timeout = POLL_S if pidfd is None else IDLE_S
+        # poll, not select: a wrapper started with a thousand fds open must still wait.
+        watched = select.poll()
+        watched.register(read_end, select.POLLIN)
+        if pidfd is not None:
+            watched.register(pidfd, select.POLLIN)
+        timeout_ms = int(1000 * (POLL_S if pidfd is None else IDLE_S))
         while True:
             done, status, rusage = os.wait4(pid, os.WNOHANG)
             if done == pid:
                 return status, rusage
-            # PEP 475: a signal taken by this thread runs its handler inside select, which
+            # PEP 475: a signal taken by this thread runs its handler inside poll, which
             # then resumes; one taken by another thread wakes it through the wakeup fd,
             # and the handler runs as soon as this returns to Python.
-            ready, _, _ = select.select(watched, [], [], timeout)
-            if read_end in ready:
+            if any(fd == read_end for fd, _ in watched.poll(timeout_ms)):
                 _drain(read_end)
     finally:
         signal.set_wakeup_fd(previous)

@@ -79,3 +79,23 @@ def test_the_wakeup_fd_is_given_back() -> None:
         signal.set_wakeup_fd(previous)
         os.close(r)
         os.close(w)
+
+
+def test_waits_with_fds_past_select_limit() -> None:
+    """A wrapper started with over 1024 fds open (a leaky parent) still waits."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("fd limit below 1200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        child = subprocess.Popen(["sh", "-c", "exit 4"])
+        status, _ = wait_child(child.pid)
+        child.returncode = os.WEXITSTATUS(status)
+        assert child.returncode == 4
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
