@@ -96,7 +96,7 @@ def print_estimate(est: Any, as_json: bool = False) -> None:
         return
     acc = est.accounting
     intensity = acc.site.intensity
-    where = intensity.region + (f", {intensity.boundary}" if intensity.boundary else "")
+    where = intensity.where
     print_mapping(
         {
             "accelerator-hours": f"{est.gpu_hours:,.1f} ({est.basis})",

@@ -156,9 +156,7 @@ def site_inputs(site: Site) -> list[Input]:
     intensity = site.intensity
     # site_from_settings marks what it chose itself: the world average or a guessed region.
     defaulted = "no region is configured" in intensity.source or "guessed" in intensity.source
-    where = intensity.region
-    if intensity.boundary:
-        where += f", {intensity.boundary}"
+    where = intensity.where
     return [
         Input("pue", site.pue, "", pue_given, site.pue_source),
         Input(

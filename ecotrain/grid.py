@@ -22,7 +22,7 @@ import csv
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -109,6 +109,17 @@ class Intensity:
     year: int | None = None  # the data year; None when unknown or mixed (the world average)
     data_version: str | None = None  # the grid data's provenance; None for user figures
     boundary: str | None = None  # "lifecycle" | "direct"; None: not stated (user-supplied)
+
+    @property
+    def where(self) -> str:
+        """Region and boundary as a reader sees them: "FRA, lifecycle", "USA/CA,
+        user-supplied", or "user-supplied" for a figure given with no region."""
+        parts = [] if self.region == "custom" else [self.region]
+        if self.boundary:
+            parts.append(self.boundary)
+        elif self.source == USER_SUPPLIED:
+            parts.append(USER_SUPPLIED)
+        return ", ".join(parts) or "unknown"
 
     @classmethod
     def custom(
@@ -339,7 +350,13 @@ def resolve_intensity(region: str | None) -> Intensity:
     if iso is not None:
         return _country(iso)
     if text.upper() == "WORLD":
-        return world_average()
+        world = world_average()  # asked for, not a fallback: say so
+        return replace(
+            world,
+            source=world.source.replace(
+                "used because no region is configured", "region WORLD as given"
+            ),
+        )
     match = re.fullmatch(r"(.+?)\s*[/\-:]\s*(.+)", text)
     if match:
         head, sub = match.group(1), match.group(2)

@@ -136,7 +136,7 @@ def electricity_price(region: str | None, table: PriceTable | None = None) -> Pr
     for key in (region, country, "EU" if country in EU else "", "default"):
         if key and key in entries:
             price = _price(key, entries[key], UNITS["electricity"])
-            if key == "default" and country:
+            if key == "default" and country and country != "CUSTOM":
                 # Say so: a default price for a country with none of its own is a stand-in.
                 source = f"no price for {country}, default: {price.source}"
                 price = Price(price.value, price.unit, source, key, price.approximate)

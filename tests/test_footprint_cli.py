@@ -126,6 +126,37 @@ def test_estimate_cloud_region() -> None:
     assert data["co2_kg"] == pytest.approx(1000 * 0.7 * 1.1 * 34 / 1000)
 
 
+def test_estimate_labels_a_given_intensity_and_an_explicit_world_region() -> None:
+    """A bare --intensity reads "user-supplied" (not "custom"), with no stand-in price
+    remark for a region called CUSTOM; --region WORLD is given, not a default."""
+    bare = run_cli("estimate", "--gpu", "A100-80GB", "--gpu-hours", "1000", "--intensity", "100")
+    assert "at 100 g/kWh (user-supplied)" in bare.stdout
+    assert "(custom)" not in bare.stdout and "CUSTOM" not in bare.stdout
+    with_region = run_cli(
+        "estimate", "--gpu", "A100-80GB", "--gpu-hours", "1000", "--region", "FRA",
+        "--intensity", "30",
+    )  # fmt: skip
+    assert "at 30 g/kWh (FRA, user-supplied)" in with_region.stdout
+    world = json.loads(
+        run_cli(
+            "estimate",
+            "--gpu",
+            "A100-80GB",
+            "--gpu-hours",
+            "1000",
+            "--region",
+            "world",
+            "--json",
+        ).stdout  # fmt: skip
+    )
+    assert "intensity" not in world["defaults"]
+    assert world["region"] == "WORLD" and world["intensity_boundary"] == "lifecycle"
+    default = json.loads(
+        run_cli("estimate", "--gpu", "A100-80GB", "--gpu-hours", "1000", "--json", env=UTC).stdout
+    )
+    assert "intensity" in default["defaults"]
+
+
 BAD = [
     # issue 16, item 8
     ("checkpoint", "register", "org/m", "--energy-kwh", "-1"),

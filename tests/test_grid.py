@@ -90,7 +90,10 @@ def test_world_average_is_computed_from_the_country_file() -> None:
     assert (years[0], years[-1]) == (2009, 2023)
     assert world.year is None and "data years 2009-2023" in world.source
     assert world.boundary == "lifecycle"
-    assert resolve_intensity(None) == world == resolve_intensity("") == resolve_intensity("world")
+    assert resolve_intensity(None) == world == resolve_intensity("")
+    given = resolve_intensity("world")  # asked for by name: the same figure, not a fallback
+    assert given.g_per_kwh == world.g_per_kwh and given.boundary == world.boundary
+    assert "region WORLD as given" in given.source and "no region" not in given.source
 
 
 def test_unknown_region_message_is_one_line_with_suggestions() -> None:
