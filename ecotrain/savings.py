@@ -107,6 +107,7 @@ class Avoided:
     cost_usd: float | None
     reuses: int  # runs (outside the paying project) that started from it
     assumption: str
+    path: str | None = None  # where its first reuser read it: what `checkpoint register` takes
 
 
 def _stated(row: dict[str, Any] | None, checkpoint_id: str) -> Footprint | None:
@@ -442,6 +443,12 @@ def _stated_of(graph: _Lineage, row: dict[str, Any] | None, checkpoint_id: str) 
     return _stated(row, checkpoint_id)
 
 
+def _quoted(path: str | None) -> str | None:
+    import shlex
+
+    return shlex.quote(path) if path else None
+
+
 def _hf_name(checkpoint_id: str) -> str | None:
     return checkpoint_id[3:] if checkpoint_id.startswith("hf:") else None
 
@@ -595,6 +602,7 @@ def avoided_for_runs(
         select(
             rc.c.checkpoint_id,
             runs.c.run_id,
+            rc.c.path,
             func.count().over(partition_by=rc.c.checkpoint_id).label("reuses"),
             func.row_number()
             .over(partition_by=rc.c.checkpoint_id, order_by=(runs.c.started_at, runs.c.run_id))
@@ -609,7 +617,7 @@ def avoided_for_runs(
     )
     with engine.connect() as conn:
         first = conn.execute(
-            select(reuses.c.checkpoint_id, reuses.c.run_id, reuses.c.reuses).where(
+            select(reuses.c.checkpoint_id, reuses.c.run_id, reuses.c.path, reuses.c.reuses).where(
                 reuses.c.rank == 1
             )
         ).all()
@@ -629,7 +637,8 @@ def avoided_for_runs(
         # The part of the footprint the reusing project paid itself, anywhere up the
         # ancestry (it pretrained the base another project fine-tuned), is not avoided.
         fp = fps[r.checkpoint_id].excluding(sites[r.run_id]["project"])
-        out.append(avoided(fp, mode, site or _site_of(sites[r.run_id]), r.reuses))
+        item = avoided(fp, mode, site or _site_of(sites[r.run_id]), r.reuses)
+        out.append(dataclasses.replace(item, path=r.path))
     return _fold_ancestors(out)
 
 
@@ -644,7 +653,10 @@ def avoided_total(
         known = [getattr(a, attr) for a in items if getattr(a, attr) is not None]
         totals.append(sum(known) if known else None)
     unknown = [
-        (a.name or short_id(a.checkpoint_id), _hf_name(a.checkpoint_id) or "<its path>")
+        (
+            a.name or short_id(a.checkpoint_id),
+            _hf_name(a.checkpoint_id) or _quoted(getattr(a, "path", None)) or "<its path>",
+        )
         for a in items
         if a.footprint.source == "unknown" and a.mode != "none"
     ]

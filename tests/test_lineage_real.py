@@ -437,9 +437,16 @@ def test_savings_with_only_unknown_footprints_prints_unknown(db_path: Path, tmp_
     assert out.returncode == 0, out.stderr
     total = next(line for line in out.stdout.splitlines() if line.startswith("total avoided"))
     assert "0 Wh" not in total and "$0.00" not in total and UNKNOWN in total
-    assert "ecotrain checkpoint register" in out.stdout
+    # The hint names the file the run read (not a placeholder), and works as printed.
+    hint = next(line for line in out.stdout.splitlines() if "hint:" in line)
+    assert f"ecotrain checkpoint register {outside} --gpu" in hint and "<its path>" not in hint
     data = json.loads(run_cli("savings", "--json").stdout)
     assert data["avoided"][0]["energy_kwh"] is None
+    assert data["avoided"][0]["path"] == str(outside)
+    registered = run_cli("checkpoint", "register", str(outside), "--energy-kwh", "12")
+    assert registered.returncode == 0, registered.stderr
+    after = json.loads(run_cli("savings", "--mode", "as-published", "--json").stdout)
+    assert after["avoided"][0]["energy_kwh"] == 12
 
 
 # -- 9. the in-process API sees reads and writes --------------------------------------------------
