@@ -66,11 +66,19 @@ def _run_label(row) -> str:
     )
 
 
-def _ckpt_label(conn, ckpt_id: str) -> str:
+def _ckpt_label(conn, ckpt_id: str, path: str | None = None) -> str:
+    """ "name (id)", and under a run "name as what-the-run-called-it (id)" when the run read
+    or wrote the same bytes by another file name (a seeded rerun's `out/copy.safetensors`
+    of the first producer's `out/ckpt.safetensors`)."""
+    from ecotrain.lineage import display_name
+
     row = conn.execute(
         select(checkpoints.c.name).where(checkpoints.c.checkpoint_id == ckpt_id)
     ).first()
-    return escape(f"{row.name if row else '?'} ({short_id(ckpt_id)})")
+    name = row.name if row and row.name else "?"
+    here = display_name(path) if path and not ckpt_id.startswith("hf:") else None
+    alias = f" as {here}" if here and here != name else ""
+    return escape(f"{name}{alias} ({short_id(ckpt_id)})")
 
 
 def _links(conn, ckpt_id: str, role: str):
@@ -81,25 +89,25 @@ def _links(conn, ckpt_id: str, role: str):
     ).all()
 
 
-def _ckpts_of(conn, run_id: str, role: str) -> list[str]:
-    return (
-        conn.execute(
-            select(run_checkpoints.c.checkpoint_id).where(
+def _ckpts_of(conn, run_id: str, role: str) -> list[tuple[str, str | None]]:
+    """(checkpoint id, the path the run used) of what a run read or wrote."""
+    return [
+        (row.checkpoint_id, row.path)
+        for row in conn.execute(
+            select(run_checkpoints.c.checkpoint_id, run_checkpoints.c.path).where(
                 run_checkpoints.c.run_id == run_id, run_checkpoints.c.role == role
             )
         )
-        .scalars()
-        .all()
-    )
+    ]
 
 
-def _written(conn, run_id: str) -> list[tuple[str, str]]:
+def _written(conn, run_id: str) -> list[tuple[str, str | None, str]]:
     """The checkpoints a run wrote, each with when: the moment and the share of the run's
     energy its footprint carries."""
     rc = run_checkpoints
     out = []
-    for ckpt, written_s, share in conn.execute(
-        select(rc.c.checkpoint_id, rc.c.written_s, rc.c.energy_share)
+    for ckpt, path, written_s, share in conn.execute(
+        select(rc.c.checkpoint_id, rc.c.path, rc.c.written_s, rc.c.energy_share)
         .where(rc.c.run_id == run_id, rc.c.role == "produced")
         .order_by(rc.c.written_s)
     ):
@@ -108,7 +116,7 @@ def _written(conn, run_id: str) -> list[tuple[str, str]]:
             when = f" at {fmt_duration(written_s)}"
             if share is not None:
                 when += f", {share:.0%} of the run's energy"
-        out.append((ckpt, escape(when)))
+        out.append((ckpt, path, escape(when)))
     return out
 
 
@@ -117,8 +125,9 @@ def _up(conn, node: Tree, ckpt_id: str, depth: int, seen: set) -> None:
         child = node.add(f"made by {_run_label(run)}")
         if depth < MAX_DEPTH and run.run_id not in seen:
             seen.add(run.run_id)
-            for parent in _ckpts_of(conn, run.run_id, "consumed"):
-                _up(conn, child.add(f"from {_ckpt_label(conn, parent)}"), parent, depth + 1, seen)
+            for parent, path in _ckpts_of(conn, run.run_id, "consumed"):
+                label = _ckpt_label(conn, parent, path)
+                _up(conn, child.add(f"from {label}"), parent, depth + 1, seen)
 
 
 def _down(conn, node: Tree, ckpt_id: str, depth: int, seen: set) -> None:
@@ -126,8 +135,9 @@ def _down(conn, node: Tree, ckpt_id: str, depth: int, seen: set) -> None:
         child = node.add(f"reused by {_run_label(run)}")
         if depth < MAX_DEPTH and run.run_id not in seen:
             seen.add(run.run_id)
-            for made in _ckpts_of(conn, run.run_id, "produced"):
-                _down(conn, child.add(f"wrote {_ckpt_label(conn, made)}"), made, depth + 1, seen)
+            for made, path in _ckpts_of(conn, run.run_id, "produced"):
+                label = _ckpt_label(conn, made, path)
+                _down(conn, child.add(f"wrote {label}"), made, depth + 1, seen)
 
 
 def tree(engine: Engine, kind: str, key: str) -> Tree:
@@ -136,10 +146,11 @@ def tree(engine: Engine, kind: str, key: str) -> Tree:
         if kind == "run":
             run = conn.execute(select(runs).where(runs.c.run_id == key)).one()
             root = Tree(_run_label(run))
-            for ckpt in _ckpts_of(conn, key, "consumed"):
-                _up(conn, root.add(f"read {_ckpt_label(conn, ckpt)}"), ckpt, 1, {key})
-            for ckpt, when in _written(conn, key):
-                _down(conn, root.add(f"wrote {_ckpt_label(conn, ckpt)}{when}"), ckpt, 1, {key})
+            for ckpt, path in _ckpts_of(conn, key, "consumed"):
+                _up(conn, root.add(f"read {_ckpt_label(conn, ckpt, path)}"), ckpt, 1, {key})
+            for ckpt, path, when in _written(conn, key):
+                label = _ckpt_label(conn, ckpt, path)
+                _down(conn, root.add(f"wrote {label}{when}"), ckpt, 1, {key})
             return root
         root = Tree(f"checkpoint {_ckpt_label(conn, key)}")
         _up(conn, root, key, 1, set())

@@ -174,6 +174,18 @@ def test_seeded_rerun_is_one_production(db_path: Path) -> None:
     assert again.energy_kwh == reported.energy_kwh
 
 
+def test_lineage_names_each_write_as_that_run_wrote_it(db_path: Path) -> None:
+    """The same bytes written as `seeded.safetensors`, then as `copy.safetensors`: the second
+    run's tree says what it wrote, beside the name the checkpoint was first seen by."""
+    run("pre", SEEDED)
+    run("pre", SEEDED.replace("'seeded.safetensors'", "'copy.safetensors'"))
+    rows = [r for r in links(db_path) if r["role"] == "produced"]
+    assert len({r["checkpoint_id"] for r in rows}) == 1 and len(rows) == 2
+    second = max(rows, key=lambda r: r["path"].endswith("copy.safetensors"))["run_id"]
+    tree = run_cli("lineage", second, env={"COLUMNS": "200"}).stdout
+    assert "wrote work/seeded.safetensors as work/copy.safetensors (sha256:" in tree
+
+
 # -- 3. intermediate checkpoints ------------------------------------------------------------------
 
 THREE = """
