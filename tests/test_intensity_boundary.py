@@ -71,3 +71,38 @@ def test_upgrade_from_version_2_adds_the_boundary(backend: str, request, tmp_pat
     eng.dispose()
     again = run_cli("db", "upgrade", "--db", url)  # idempotent
     assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize(
+    ("runs_args", "says", "never"),
+    [
+        ([("--region", "FRA")], "location-based lifecycle grid intensity", "direct"),
+        ([("--region", "USA/CA")], "location-based grid intensity (direct emissions only)", None),
+        (
+            [("--region", "FRA"), ("--region", "USA/CA")],
+            "lifecycle for some regions and direct for others",
+            None,
+        ),
+        (
+            [("--region", "FRA"), ("--intensity", "20")],
+            "location-based lifecycle grid intensity and user-supplied figures (basis not stated)",
+            None,
+        ),
+        ([("--intensity", "20")], "user-supplied grid intensity (basis not stated)", "location"),
+    ],
+)
+def test_report_method_says_which_grid_figures_were_used(
+    db_path: Path, runs_args: list, says: str, never: str | None
+) -> None:
+    """The report's method paragraph follows the boundary each run stored (it used to say
+    "location-based" whatever the runs were computed with)."""
+    for args in runs_args:
+        assert run_cli("run", "-q", *args, "--", "true").returncode == 0
+    wait_synced(db_path)
+    out = run_cli("report", "--format", "md")
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert says in text
+    if never:
+        method = text[text.index("We report") :]
+        assert never not in method.split("Cost:")[0]

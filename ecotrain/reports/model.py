@@ -659,7 +659,7 @@ def _methodology(report: Report, cite: Any, limit: int, detail: int) -> str:
     status = (
         f" ({finished:,} finished; {others:,} failed, killed or lost, included)" if others else ""
     )
-    grid_source = "location-based grid intensity"
+    grid_source = _grid_basis(report.intensity)
     if any("codecarbon" in str(i["intensity_source"] or "").lower() for i in report.intensity):
         grid_source = _cited(grid_source + " (CodeCarbon's data", "codecarbon", cite) + ")"
     if "uptime2024" in report.sources:
@@ -682,6 +682,34 @@ def _methodology(report: Report, cite: Any, limit: int, detail: int) -> str:
     # time-resolved CO2e and per-unit figures inside the paragraph: its word bound and the
     # LaTeX --bib rendering keep them
     return f"{text} {report.method_notes}" if report.method_notes else text
+
+
+def _grid_basis(intensity: list[dict[str, Any]]) -> str:
+    """What kind of grid intensity the runs used, from the boundary each stored: "location-
+    based lifecycle grid intensity", "... (direct emissions only)", mixed, or with
+    user-supplied figures, whose basis (location, market, PPA) ecotrain cannot know."""
+    from ecotrain.grid import DIRECT, LIFECYCLE, USER_SUPPLIED
+
+    used = [i for i in intensity if i["intensity_g_per_kwh"] is not None]
+    user = [i for i in used if i.get("intensity_source") == USER_SUPPLIED]
+    located = [i for i in used if i.get("intensity_source") != USER_SUPPLIED]
+    stated = {i.get("intensity_boundary") for i in located} & {LIFECYCLE, DIRECT}
+    unstated = any(i.get("intensity_boundary") not in (LIFECYCLE, DIRECT) for i in located)
+    if not located:
+        return "user-supplied grid intensity (basis not stated)" if user else "grid intensity"
+    if stated == {LIFECYCLE}:
+        text = "location-based lifecycle grid intensity"
+    elif stated == {DIRECT}:
+        text = "location-based grid intensity (direct emissions only)"
+    elif stated:
+        text = "location-based grid intensity, lifecycle for some regions and direct for others,"
+    else:
+        text = "location-based grid intensity"  # runs from before the boundary was stored
+    if stated and unstated:
+        text = text.replace("grid intensity", "grid intensity (boundary not recorded for some)")
+    if user:
+        text += " and user-supplied figures (basis not stated)"
+    return text
 
 
 def _embodied_cited(report: Report) -> bool:

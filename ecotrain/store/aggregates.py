@@ -529,7 +529,12 @@ def sources_in_use(engine: Engine, flt: RunFilter) -> dict[str, list[dict[str, A
     """
     groups = {
         "pue": (runs.c.pue, runs.c.pue_source),
-        "intensity": (runs.c.region, runs.c.intensity_g_per_kwh, runs.c.intensity_source),
+        "intensity": (
+            runs.c.region,
+            runs.c.intensity_g_per_kwh,
+            runs.c.intensity_source,
+            runs.c.intensity_boundary,
+        ),
         "price": (runs.c.cost_method, runs.c.price, runs.c.price_source),
         "methods": (runs.c.gpu_method, runs.c.cpu_method, runs.c.ram_method),
         "versions": (runs.c.ecotrain_version, runs.c.data_version),
