@@ -60,7 +60,15 @@ def summary(
         print_json(result)
         return
     if not result["groups"]:
-        fail("no runs match" + _filters_text(project, user, tag, since, until, status), code=1)
+        # As `ecotrain runs`: an empty listing is an answer, not an error (exit 0); only
+        # `report`, which cannot make a report of nothing, calls it a mistake (exit 2).
+        from ecotrain.output import console
+
+        console.print(
+            "no runs match" + _filters_text(project, user, tag, since, until, status),
+            markup=False,
+        )
+        return
     keys = result["by"]
 
     def cells(row: dict[str, Any]) -> list[str]:

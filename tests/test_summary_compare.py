@@ -66,9 +66,13 @@ def test_summary_errors_are_one_line(fx: Path) -> None:
         "ecotrain: error: bad --by 'colour': use one or more of project, user, gpu, host, "
         "region, status (comma-separated)"
     ]
+    # An empty selection is an empty listing, as with `ecotrain runs`: exit 0, said on stdout.
     none = run_cli("summary", "--project", "nope")
-    assert none.returncode == 1
-    assert none.stderr.splitlines() == ["ecotrain: error: no runs match these filters"]
+    assert none.returncode == 0 and none.stderr == ""
+    assert none.stdout.splitlines() == ["no runs match these filters"]
+    listed = run_cli("runs", "--project", "nope")
+    assert listed.returncode == 0 and listed.stdout.startswith("no runs match these filters")
+    assert run_cli("report", "--project", "nope").returncode == 2
 
 
 def test_compare_two_runs(fx: Path) -> None:
