@@ -78,7 +78,13 @@ def run_figures(run: dict[str, Any], samples: list[dict[str, Any]]) -> dict[str,
     totals = [
         (s.get("gpu_w") or 0) + (s.get("cpu_w") or 0) + (s.get("ram_w") or 0) for s in samples
     ]
-    out["peak_power_w"] = max(totals) if totals else None
+    # A peak well below the mean means the samples missed the work (a run shorter than a
+    # few sampling intervals, a timeline cut short): unknown, not a figure that contradicts
+    # the energy. 10 % of slack: an energy counter and sampled power differ a little.
+    peak = max(totals) if totals else None
+    mean = out["mean_power_w"]
+    missed = peak is not None and mean is not None and peak < 0.9 * mean
+    out["peak_power_w"] = None if missed else peak
     out["profile_w"] = power_profile(samples)
     from ecotrain.efficiency import per_unit
 

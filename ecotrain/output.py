@@ -38,6 +38,13 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=_json_default, indent=2) + "\n")
 
 
+def _count(value: float | None) -> str:
+    """A count as counted: "2", not "2.00"; a fractional CPU quota keeps its fraction."""
+    if value is None:
+        return UNKNOWN
+    return f"{int(value):,}" if float(value).is_integer() else fmt_num(value)
+
+
 def fmt_num(value: float | None, digits: int = 3) -> str:
     """A number to `digits` significant figures; "unknown" when unknown (ecotrain.units)."""
     return fmt_number(value, digits)
@@ -162,7 +169,7 @@ def print_run(
         ("GPUs", _gpus(run)),
         (
             "CPU",
-            f"{run.get('cpu_model') or UNKNOWN} ({fmt_num(run.get('cpu_count'))} threads), "
+            f"{run.get('cpu_model') or UNKNOWN} ({_count(run.get('cpu_count'))} threads), "
             f"{fmt_num(run.get('cpu_seconds'))} CPU-s",
         ),
         ("timeline", f"{len(samples)} points"),

@@ -86,8 +86,9 @@ def test_compare_two_runs(fx: Path) -> None:
     assert data["diff"]["facility_energy_kwh"] == [{"delta": 10.0, "ratio": 2.0}]
     assert data["diff"]["co2_kg"] == [{"delta": 3.0, "ratio": 1.6}]
     assert data["diff"]["cost_usd"][0]["ratio"] == pytest.approx(1.5)
-    # r1 has 3 samples at 0, 60, 120 s: peak 350 W, profile over its own time
-    assert a["peak_power_w"] == 350.0
+    # r1 has 3 samples at 0, 60, 120 s of its 2 h: at most 350 W, while its energy means
+    # 3.33 kW on average; a peak below the mean is not a peak: unknown
+    assert a["peak_power_w"] is None
     profile = [p for p in a["profile_w"] if p is not None]
     assert profile == [295.0, 350.0, 327.0]
     assert b["profile_w"] == [] and b["peak_power_w"] is None
@@ -105,3 +106,16 @@ def test_compare_table_and_errors(fx: Path) -> None:
     assert missing.returncode == 2
     assert missing.stderr.startswith("ecotrain: error: ") and "ffff" in missing.stderr
     assert len(missing.stderr.splitlines()) == 1
+
+
+def test_peak_power_is_the_sampled_maximum_unless_the_samples_missed_the_work() -> None:
+    from ecotrain.compare import run_figures
+
+    run = {"duration_s": 100.0, "it_energy_kwh": 300 * 100 / 3.6e6}  # 300 W on average
+    covered = [{"t_s": t, "gpu_w": w, "cpu_w": 20.0} for t, w in ((0, 250.0), (50, 310.0))]
+    assert run_figures(run, covered)["peak_power_w"] == 330.0
+    steady = [{"t_s": 0, "gpu_w": 275.0}, {"t_s": 50, "gpu_w": 276.0}]  # within 10 % of 300
+    assert run_figures(run, steady)["peak_power_w"] == 276.0
+    missed = [{"t_s": 0, "cpu_w": 4.0}]  # one idle sample of a busy run
+    assert run_figures(run, missed)["peak_power_w"] is None
+    assert run_figures(run, [])["peak_power_w"] is None

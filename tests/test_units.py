@@ -95,6 +95,8 @@ def test_sig_and_duration() -> None:
     assert sig(0.000012) == "0.0000120"
     assert sig(999.7) == "1,000"
     assert fmt_duration(12) == "12s"
+    assert fmt_duration(0.0842) == "0.0842s" and fmt_duration(1.234) == "1.23s"
+    assert fmt_duration(9.996) == "10s" and fmt_duration(0) == "0s"
     assert fmt_duration(245) == "4m05s"
     assert fmt_duration(7980) == "2h13m"
     assert fmt_duration(90_000) == "1d01h"
