@@ -51,7 +51,14 @@ def resolve_format(fmt: str | None, output: str | None) -> str:
         fmt = fmt.lower()
         if fmt not in FORMATS:
             raise UserError(f"bad --format {fmt!r}: use {', '.join(FORMATS)}")
-    inferred = SUFFIXES.get(Path(output).suffix.lower()) if output not in (None, "-") else None
+    suffix = Path(output).suffix.lower() if output not in (None, "-") else ""
+    inferred = SUFFIXES.get(suffix)
+    if suffix and not inferred and not fmt:
+        # `-o runs.txt`: CSV there would be a guess the user never made
+        raise UserError(
+            f"-o {output}: no format is known for {suffix!r} files: give --format "
+            f"({', '.join(FORMATS)}) or a file name ending in {', '.join(sorted(SUFFIXES))}"
+        )
     if fmt and inferred and fmt != inferred:
         raise UserError(
             f"-o {output} looks like {inferred} but --format is {fmt}: "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,8 +112,17 @@ def pg_url():
     admin = create_engine(
         PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
     )
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
+    # CREATE DATABASE copies template1 and fails while another session (a second test run
+    # on the same server) is copying it too: retry a few times.
+    for attempt in range(20):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f"CREATE DATABASE {name}"))
+            break
+        except Exception as e:  # noqa: BLE001
+            if "being accessed by other users" not in str(e) or attempt == 19:
+                raise
+            time.sleep(0.25)
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
         yield url

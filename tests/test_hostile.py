@@ -114,7 +114,7 @@ def test_invalid_config_value_falls_back_to_defaults_under_run(isolated: Path, d
 
 def _readonly_target() -> Path:
     """A path no process may create, even root (sysfs refuses new files)."""
-    return Path("/sys/ecotrain-hostile-test.out")
+    return Path("/sys/ecotrain-hostile-test-out")  # no suffix: every writer accepts it
 
 
 def _unwritable(tmp: Path) -> Path:
@@ -129,10 +129,11 @@ def _unwritable(tmp: Path) -> Path:
 @pytest.mark.parametrize("command", ["report", "export"])
 def test_output_to_a_path_that_cannot_be_written(isolated: Path, db_path, command: str) -> None:
     add_runs(db_path, "a" * 32)
-    missing = isolated / "no" / "such" / "dir" / "out.md"
+    ext = "md" if command == "report" else "csv"  # export wants a suffix it knows
+    missing = isolated / "no" / "such" / "dir" / f"out.{ext}"
     one_line_error(run_cli(command, "-o", str(missing)), 2, "does not exist")
     assert not (isolated / "no").exists()  # never created behind the user's back
-    at_root = Path("/ecotrain-hostile-no-such-dir/out.md")
+    at_root = Path(f"/ecotrain-hostile-no-such-dir/out.{ext}")
     one_line_error(run_cli(command, "-o", str(at_root)), 2, "does not exist")
     assert not at_root.parent.exists()
     one_line_error(run_cli(command, "-o", str(isolated)), 2, "is a directory")
@@ -151,10 +152,10 @@ def test_output_to_a_path_that_cannot_be_written(isolated: Path, db_path, comman
         )
     one_line_error(proc, 1, "No space left on device")
     # Nothing half-written is left beside the output, and a good path still works.
-    good = isolated / "ok.out"
+    good = isolated / f"ok.{ext}"
     assert run_cli(command, "-o", str(good)).returncode == 0
     assert good.stat().st_size > 0
-    assert not [p for p in isolated.iterdir() if p.name.startswith(".ok.out")]
+    assert not [p for p in isolated.iterdir() if p.name.startswith(f".ok.{ext}")]
 
 
 def test_closed_stdout_on_a_read_command(db_path) -> None:
@@ -443,6 +444,12 @@ def test_export_to_stdout_and_format_from_suffix(isolated: Path, db_path) -> Non
     # A suffix that contradicts --format is refused, and nothing is written.
     one_line_error(run_cli("export", "-o", "x.json", "--format", "csv"), 2, "looks like json")
     assert not Path("x.json").exists()
+    # An unknown suffix is not silently CSV: refused unless --format says what to write.
+    one_line_error(run_cli("export", "-o", "runs.txt"), 2, "no format is known for '.txt'")
+    assert not Path("runs.txt").exists()
+    assert run_cli("export", "-o", "runs.txt", "--format", "csv").returncode == 0
+    assert Path("runs.txt").read_text().startswith("run_id,")
+    assert run_cli("export", "-o", "runs").returncode == 0  # no suffix at all: CSV
     one_line_error(run_cli("export", "--with-samples"), 2, "one table a file")
     one_line_error(run_cli("export", "--format", "parquet"), 2, "-o FILE.parquet")
 
