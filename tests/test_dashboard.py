@@ -605,3 +605,34 @@ def test_a_stored_summary_file_from_elsewhere_is_ignored(fixture_db: Path) -> No
     assert precompute.load(url) == 1
     assert precompute.load(resolve_url(str(fixture_db) + "x")) == 0
     assert str(fixture_db).encode() not in path.read_bytes()  # no URL (or password) on disk
+
+
+def test_run_detail_shows_time_resolved_co2e_and_work_per_unit(tmp_path: Path, monkeypatch) -> None:
+    """A run that reported tokens and samples, with a time-resolved CO2e beside the annual
+    one: both on its page (issue 17 asked for them in the dashboard, not only the CLI)."""
+    from ecotrain.store.db import Store
+    from tests.store_helpers import make_record
+
+    db = tmp_path / "work.db"
+    record = make_record("w" * 32, beat=4, status="finished")
+    record["run"].update(
+        facility_energy_kwh=2.0,
+        co2_kg=0.5,
+        co2_series_kg=0.8,
+        co2_series_method="hourly series FRA (electricitymaps), 100 % of the run covered",
+        progress={"step": 10, "total": 10, "tokens": 4_000_000, "samples": 2_000},
+    )
+    Store(str(db)).write_record(record)
+    monkeypatch.setenv("ECOTRAIN_DASHBOARD_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["run"] = "w" * 32
+    at.run()
+    at.switch_page("views/run_detail.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    m = _metrics(at)
+    assert m["CO2e"][0] == "500 g" and m["CO2e (time-resolved)"][0] == "800 g"
+    # 2 kWh over 4M tokens = 500 Wh per 1M; 0.5 kg over 2k samples = 250 g per 1k
+    assert m["Energy per 1M tokens"][0] == "500 Wh"
+    assert m["CO2e per 1M tokens"][0] == "125 g"
+    assert m["Energy per 1k samples"][0] == "1.00 kWh"
+    assert m["CO2e per 1k samples"][0] == "250 g"

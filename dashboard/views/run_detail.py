@@ -6,6 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from ecotrain.dashboard import common as c
+from ecotrain.efficiency import UNITS as WORK_UNITS
+from ecotrain.efficiency import per_unit, unit_tag
 from ecotrain.store import aggregates as agg
 from ecotrain.store.queries import RunNotFound
 
@@ -51,6 +53,30 @@ cols[3].metric(
     "none yet" if run["exit_code"] is None else str(run["exit_code"]),
     help="The training command's exit code (128+N: ended by signal N).",
 )
+
+# The time-resolved CO2e (an hourly grid series covered the run) and the figures per unit
+# of work (tokens / samples the run reported), where the run has them: ecotrain.efficiency.
+work = per_unit(run)
+extra = []
+if run.get("co2_series_kg") is not None:
+    extra.append(
+        (
+            "CO2e (time-resolved)",
+            c.fmt_co2(run["co2_series_kg"]),
+            run.get("co2_series_method") or "from an hourly grid series",
+        )
+    )
+for unit, (_, label) in WORK_UNITS.items():
+    if unit in work:
+        tag = unit_tag(unit)
+        basis = f"{c.fmt_number(work[unit])} {unit} reported; {work['energy_basis']}"
+        extra.append((f"Energy per {label}", c.fmt_energy(work[f"wh_per_{tag}"] / 1000), basis))
+        extra.append((f"CO2e per {label}", c.fmt_co2(work[f"g_co2e_per_{tag}"] / 1000), basis))
+if extra:
+    for chunk in range(0, len(extra), 4):
+        cols = st.columns(4)
+        for col, (label, value, why) in zip(cols, extra[chunk : chunk + 4], strict=False):
+            col.metric(label, value, help=why)
 
 command = run["command"]
 # st.code renders text, never Markdown: a command cannot inject links or images.
