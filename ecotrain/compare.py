@@ -73,6 +73,8 @@ def run_figures(run: dict[str, Any], samples: list[dict[str, Any]]) -> dict[str,
     for key in ("duration_s", "it_energy_kwh", "facility_energy_kwh", "co2_kg", "cost_usd",
                 "gpu_hours"):  # fmt: skip
         out[key] = run.get(key)
+    if out["gpu_hours"] is None and not run.get("gpu_model"):
+        out["gpu_hours"] = 0.0  # no GPU at all: 0 GPU-hours, as summary and the dashboard sum it
     duration, it_kwh = run.get("duration_s"), run.get("it_energy_kwh")
     out["mean_power_w"] = it_kwh * 3.6e6 / duration if duration and it_kwh is not None else None
     totals = [

@@ -119,3 +119,11 @@ def test_peak_power_is_the_sampled_maximum_unless_the_samples_missed_the_work() 
     missed = [{"t_s": 0, "cpu_w": 4.0}]  # one idle sample of a busy run
     assert run_figures(run, missed)["peak_power_w"] is None
     assert run_figures(run, [])["peak_power_w"] is None
+
+
+def test_a_cpu_only_run_has_zero_gpu_hours_in_compare_as_in_summary() -> None:
+    from ecotrain.compare import run_figures
+
+    assert run_figures({"gpu_model": None, "gpu_hours": None}, [])["gpu_hours"] == 0.0
+    # a GPU run whose GPU-hours were not recorded stays unknown
+    assert run_figures({"gpu_model": "H100", "gpu_hours": None}, [])["gpu_hours"] is None
