@@ -67,9 +67,9 @@ def _run_label(row) -> str:
 
 
 def _ckpt_label(conn, ckpt_id: str, path: str | None = None) -> str:
-    """ "name (id)", and under a run "name as what-the-run-called-it (id)" when the run read
-    or wrote the same bytes by another file name (a seeded rerun's `out/copy.safetensors`
-    of the first producer's `out/ckpt.safetensors`)."""
+    """A checkpoint as a tree shows it: its name and short id, and under a run, also the
+    name the run read or wrote it by when that differs (a seeded rerun's
+    `out/copy.safetensors` holding the bytes first written as `out/ckpt.safetensors`)."""
     from ecotrain.lineage import display_name
 
     row = conn.execute(
