@@ -134,7 +134,7 @@ def fmt_usd(usd: float | None) -> str:
 
 def fmt_duration(seconds: float | None) -> str:
     """0.0840s, 1.23s, 12s, 4m05s, 2h13m, 3d04h; "unknown" when unknown. Under ten seconds
-    with three significant figures: a 84 ms run is not "0s"."""
+    with three significant figures: an 84 ms run is not "0s"."""
     if not _finite(seconds):
         return UNKNOWN
     if 0 < abs(float(seconds)) < 9.995:

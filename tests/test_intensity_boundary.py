@@ -80,7 +80,7 @@ def test_upgrade_from_version_2_adds_the_boundary(backend: str, request, tmp_pat
         ([("--region", "USA/CA")], "location-based grid intensity (direct emissions only)", None),
         (
             [("--region", "FRA"), ("--region", "USA/CA")],
-            "lifecycle for some regions and direct for others",
+            "grid intensity (lifecycle for some regions, direct emissions for others)",
             None,
         ),
         (

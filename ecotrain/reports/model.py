@@ -697,16 +697,15 @@ def _grid_basis(intensity: list[dict[str, Any]]) -> str:
     unstated = any(i.get("intensity_boundary") not in (LIFECYCLE, DIRECT) for i in located)
     if not located:
         return "user-supplied grid intensity (basis not stated)" if user else "grid intensity"
-    if stated == {LIFECYCLE}:
-        text = "location-based lifecycle grid intensity"
-    elif stated == {DIRECT}:
-        text = "location-based grid intensity (direct emissions only)"
-    elif stated:
-        text = "location-based grid intensity, lifecycle for some regions and direct for others,"
-    else:
-        text = "location-based grid intensity"  # runs from before the boundary was stored
+    kind = "location-based lifecycle" if stated == {LIFECYCLE} else "location-based"
+    qualifiers = []
+    if stated == {DIRECT}:
+        qualifiers.append("direct emissions only")
+    elif len(stated) == 2:
+        qualifiers.append("lifecycle for some regions, direct emissions for others")
     if stated and unstated:
-        text = text.replace("grid intensity", "grid intensity (boundary not recorded for some)")
+        qualifiers.append("boundary not recorded for some runs")
+    text = f"{kind} grid intensity" + (f" ({'; '.join(qualifiers)})" if qualifiers else "")
     if user:
         text += " and user-supplied figures (basis not stated)"
     return text
