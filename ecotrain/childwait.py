@@ -20,9 +20,9 @@ import select
 import signal
 from typing import Any
 
-# Without a pidfd (not Linux, or a kernel before 5.3) the child's end is polled this often;
-# with one, this bounds a wait that nothing woke (it never happens; it costs nothing).
-POLL_S = 0.25
+# A bound on a wait that nothing woke (it should never happen; it costs nothing): the
+# child's end wakes the wait through its pidfd, or without one (not Linux, a kernel before
+# 5.3, as on older HPC clusters) through SIGCHLD and the wakeup fd.
 IDLE_S = 5.0
 
 
@@ -44,13 +44,16 @@ def wait_child(pid: int) -> tuple[int, Any]:
         os.close(write_end)
         return os.wait4(pid, 0)[1:]
     pidfd = _pidfd(pid)
+    # No pidfd: a handler for SIGCHLD (which by default is discarded) makes the child's end
+    # write to the wakeup fd like any other signal.
+    old_chld = signal.signal(signal.SIGCHLD, _ignore) if pidfd is None else None
     try:
         # poll, not select: a wrapper started with a thousand fds open must still wait.
         watched = select.poll()
         watched.register(read_end, select.POLLIN)
         if pidfd is not None:
             watched.register(pidfd, select.POLLIN)
-        timeout_ms = int(1000 * (POLL_S if pidfd is None else IDLE_S))
+        timeout_ms = int(1000 * IDLE_S)
         while True:
             done, status, rusage = os.wait4(pid, os.WNOHANG)
             if done == pid:
@@ -61,10 +64,16 @@ def wait_child(pid: int) -> tuple[int, Any]:
             if any(fd == read_end for fd, _ in watched.poll(timeout_ms)):
                 _drain(read_end)
     finally:
+        if old_chld is not None:
+            signal.signal(signal.SIGCHLD, old_chld)
         signal.set_wakeup_fd(previous)
         for fd in (read_end, write_end, pidfd):
             if fd is not None:
                 os.close(fd)
+
+
+def _ignore(_signum: int, _frame: Any) -> None:
+    pass
 
 
 def _pidfd(pid: int) -> int | None:

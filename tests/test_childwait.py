@@ -99,3 +99,19 @@ def test_waits_with_fds_past_select_limit() -> None:
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_without_a_pidfd_the_childs_end_still_wakes_the_wait(monkeypatch) -> None:
+    """Kernels before 5.3 have no pidfd: SIGCHLD through the wakeup fd ends the wait, not a
+    timer (with the idle bound at 60 s, a wait that only polled would take a minute)."""
+    from ecotrain import childwait
+
+    monkeypatch.setattr(childwait, "_pidfd", lambda pid: None)
+    monkeypatch.setattr(childwait, "IDLE_S", 60.0)
+    before = signal.getsignal(signal.SIGCHLD)
+    child = subprocess.Popen(["sh", "-c", "sleep 0.3; exit 5"])
+    t0 = time.monotonic()
+    status, _ = childwait.wait_child(child.pid)
+    child.returncode = os.WEXITSTATUS(status)
+    assert child.returncode == 5 and time.monotonic() - t0 < 30
+    assert signal.getsignal(signal.SIGCHLD) == before  # given back
