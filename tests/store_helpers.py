@@ -78,3 +78,27 @@ def wait_for_tagged_runs(db: Path, spool: Path, n: int, timeout_s: float) -> lis
             break
         time.sleep(0.2)
     return rows
+
+
+def links(db: Path) -> list[dict]:
+    """Every run-checkpoint link with its run's project and energy, after `ecotrain sync`
+    (which resolves the hashes a run left pending)."""
+    import sqlite_utils
+
+    from tests.conftest import run_cli
+
+    assert run_cli("sync", "-q").returncode == 0
+    return list(
+        sqlite_utils.Database(db).query(
+            "select r.project, r.run_id, r.facility_energy_kwh, r.it_energy_kwh, r.duration_s, "
+            "l.checkpoint_id, l.role, l.path, l.written_s, l.energy_share, l.detected_by "
+            "from run_checkpoints l join runs r using (run_id) order by r.started_at, l.role"
+        )
+    )
+
+
+def runs_by_project(db: Path) -> dict[str, dict]:
+    """The runs of a SQLite store, by project (one run per project in the tests using it)."""
+    import sqlite_utils
+
+    return {r["project"]: r for r in sqlite_utils.Database(db)["runs"].rows}

@@ -23,6 +23,7 @@ from ecotrain.savings import avoided_for_runs, checkpoint_footprint
 from ecotrain.store.db import Store
 from ecotrain.store.queries import RunFilter
 from tests.conftest import run_cli
+from tests.store_helpers import links
 
 PY = sys.executable
 ST = "import os, time, numpy as np; from safetensors.numpy import load_file, save_file\n"
@@ -35,21 +36,6 @@ def sha(path: Path) -> str:
 def run(project: str, code: str, *extra: str) -> None:
     result = run_cli("run", "-q", "--project", project, *extra, "--", PY, "-c", code)
     assert result.returncode == 0, result.stderr
-
-
-def links(db: Path) -> list[dict]:
-    assert run_cli("sync", "-q").returncode == 0
-    return list(
-        sqlite_utils.Database(db).query(
-            "select r.project, r.run_id, r.facility_energy_kwh, r.it_energy_kwh, r.duration_s, "
-            "l.checkpoint_id, l.role, l.path, l.written_s, l.energy_share, l.detected_by "
-            "from run_checkpoints l join runs r using (run_id) order by r.started_at, l.role"
-        )
-    )
-
-
-def runs_by_project(db: Path) -> dict[str, dict]:
-    return {r["project"]: r for r in sqlite_utils.Database(db)["runs"].rows}
 
 
 # -- 1. resume in place ------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from tests.conftest import run_cli
+from tests.store_helpers import links, runs_by_project
 
 pytestmark = pytest.mark.skipif(
     not all(find_spec(m) for m in ("torch", "transformers", "accelerate")),
@@ -58,21 +58,6 @@ Trainer(model=model, args=args, train_dataset=Toy(), callbacks=[hf_callback()]).
 """
 
 
-def _links(db: Path) -> list[dict]:
-    assert run_cli("sync", "-q").returncode == 0
-    return list(
-        sqlite_utils.Database(db).query(
-            "SELECT r.project, r.run_id, l.role, l.checkpoint_id, l.path, l.written_s, "
-            "l.energy_share FROM run_checkpoints l JOIN runs r USING (run_id) "
-            "ORDER BY r.started_at, l.role, l.path"
-        )
-    )
-
-
-def _runs(db: Path) -> dict[str, dict]:
-    return {r["project"]: r for r in sqlite_utils.Database(db)["runs"].rows}
-
-
 @pytest.fixture
 def scripts(isolated: Path) -> Path:
     work = Path.cwd()
@@ -96,14 +81,17 @@ def test_trainer_fine_tune_then_resume_in_place(scripts: Path, db_path: Path) ->
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert sorted(p.name for p in Path("out").iterdir()) == ["checkpoint-30", "checkpoint-40"]
-    rows = _links(db_path)
+    rows = links(db_path)
     tune = [
         (r["role"], r["checkpoint_id"], Path(r["path"]).name)
         for r in rows
         if r["project"] == "tune"
     ]  # noqa: E501
     assert tune[0] == ("consumed", base, "base")
-    produced = [r for r in rows if r["project"] == "tune" and r["role"] == "produced"]
+    produced = sorted(
+        (r for r in rows if r["project"] == "tune" and r["role"] == "produced"),
+        key=lambda r: r["written_s"],
+    )
     # checkpoint-10 was deleted by the Trainer before the run ended: only what exists counts
     assert [Path(r["path"]).name for r in produced] == ["checkpoint-20", "checkpoint-30"]
     assert produced[1]["checkpoint_id"] == ckpt30
@@ -114,7 +102,7 @@ def test_trainer_fine_tune_then_resume_in_place(scripts: Path, db_path: Path) ->
     assert ("consumed", ckpt30) in resumed and ("consumed", base) in resumed
     assert ("produced", identify("out/checkpoint-40")["checkpoint_id"]) in resumed
 
-    runs = _runs(db_path)
+    runs = runs_by_project(db_path)
     progress = json.loads(runs["tune"]["progress"])
     assert (progress["step"], progress["total"], progress["fraction"]) == (30, 30, 1.0)
     assert progress["samples"] == 4 * 30  # per-device batch 4, one device
@@ -138,11 +126,11 @@ def test_trainer_with_the_callback_alone(scripts: Path, db_path: Path) -> None:
         [PY, "train.py", "base", "out", "20"], capture_output=True, text=True, env=env, timeout=600
     )
     assert done.returncode == 0, done.stderr
-    rows = _links(db_path)
+    rows = links(db_path)
     got = {(r["role"], r["checkpoint_id"]) for r in rows}
     assert ("consumed", identify("base")["checkpoint_id"]) in got
     assert ("produced", identify("out/checkpoint-20")["checkpoint_id"]) in got
-    (run,) = _runs(db_path).values()
+    (run,) = runs_by_project(db_path).values()
     notes = json.loads(run["notes"])
     assert any("measured by the Hugging Face Trainer callback alone" in n for n in notes), notes
     progress = json.loads(run["progress"])
